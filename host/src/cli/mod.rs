@@ -1,0 +1,707 @@
+//! The `qlam` command: runs one command and returns its exit code.
+
+mod args;
+mod terminal;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{CommandFactory, Parser};
+use qlam_host::api::{CacheControl, LoginOptions};
+use qlam_host::config::{self, Config};
+use qlam_host::plugins::{LibraryOutcome, Registry};
+use qlam_host::{paths, AuthClient, Error, Outcome};
+use serde_json::{json, Value};
+
+use args::{
+    AuthCommand, Cli, Command, ConfigCommand, ContextCommand, Flow, OutputFormat, PluginsCommand,
+    TokenFormat,
+};
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    init_logging(cli.verbose);
+    let output = cli.output;
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if output == OutputFormat::Json {
+                print_json(&json!({"error": {"kind": e.kind_name(), "message": e.message()}}));
+            }
+            e.exit_code()
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let filter = std::env::var("QLAM_LOG")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| {
+            match verbose {
+                0 => "warn",
+                1 => "debug",
+                _ => "trace",
+            }
+            .to_owned()
+        });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(verbose > 1)
+        .try_init();
+}
+
+fn print_json(v: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut out, v);
+    let _ = writeln!(out);
+}
+
+struct Ctx {
+    cli: Cli,
+}
+
+impl Ctx {
+    fn json(&self) -> bool {
+        self.cli.output == OutputFormat::Json
+    }
+
+    fn client(&self, no_browser: bool) -> Result<AuthClient, Error> {
+        let mut b =
+            AuthClient::builder().interaction(Arc::new(terminal::Terminal::new(no_browser)));
+        if let Some(c) = &self.cli.config {
+            b = b.config_file(c);
+        }
+        if let Some(c) = &self.cli.context {
+            b = b.context(c);
+        }
+        for d in &self.cli.plugin_dirs {
+            b = b.plugin_dir(d);
+        }
+        b.build()
+    }
+
+    /// Loads the plugins and reports each one that failed, one line each (full detail at -v).
+    fn loaded<'a>(&self, client: &'a AuthClient) -> &'a Registry {
+        let registry = client.registry();
+        self.warn_problems(registry);
+        registry
+    }
+
+    fn warn_problems(&self, registry: &Registry) {
+        for line in registry.problems() {
+            eprintln!("warning: {line}");
+        }
+        if self.cli.verbose > 0 {
+            for lib in registry.libraries() {
+                if let LibraryOutcome::Refused(e) = &lib.outcome {
+                    if !e.detail.is_empty() {
+                        eprintln!("detail for `{}`:\n{}", lib.path.display(), e.detail);
+                    }
+                }
+            }
+        }
+    }
+
+    fn config_path(&self) -> Option<PathBuf> {
+        self.cli.config.clone().or_else(paths::default_config_file)
+    }
+}
+
+fn run(cli: Cli) -> Result<i32, Error> {
+    let ctx = Ctx { cli };
+    match &ctx.cli.command {
+        Command::Auth(cmd) => auth(&ctx, cmd),
+        Command::Context(cmd) => context(&ctx, cmd),
+        Command::Plugins(cmd) => plugins(&ctx, cmd),
+        Command::Config(cmd) => config_cmd(&ctx, cmd),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "qlam", &mut std::io::stdout());
+            Ok(0)
+        }
+    }
+}
+
+fn outcome_json(o: &Outcome) -> Value {
+    let mut v = json!({"provider": o.provider, "ok": o.result.is_ok()});
+    match &o.result {
+        Ok(done) => v["done"] = json!(done),
+        Err(e) => v["error"] = json!({"kind": e.kind_name(), "message": e.message()}),
+    }
+    v["warnings"] = json!(o.warnings);
+    v
+}
+
+/// Prints best-effort outcomes; exit 1 when any failed.
+fn report(
+    ctx: &Ctx,
+    outcomes: &[Outcome],
+    verb: &str,
+    done_text: &str,
+    not_done_text: &str,
+) -> i32 {
+    for o in outcomes {
+        for w in &o.warnings {
+            eprintln!("warning: {}: {w}", o.provider);
+        }
+        match &o.result {
+            Ok(true) => eprintln!("{done_text} `{}`", o.provider),
+            Ok(false) => eprintln!("`{}`: {not_done_text}", o.provider),
+            Err(e) => eprintln!("error: {verb} `{}` failed: {e}", o.provider),
+        }
+    }
+    if ctx.json() {
+        print_json(&Value::Array(outcomes.iter().map(outcome_json).collect()));
+    }
+    if outcomes.iter().any(|o| o.result.is_err()) {
+        1
+    } else {
+        0
+    }
+}
+
+fn expires_at(c: CacheControl) -> Value {
+    match c {
+        CacheControl::Until(t) => json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        _ => Value::Null,
+    }
+}
+
+fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
+    let no_browser = matches!(
+        cmd,
+        AuthCommand::Login {
+            no_browser: true,
+            ..
+        }
+    );
+    let client = ctx.client(no_browser)?;
+    ctx.loaded(&client);
+    let context_name = client.context().map(|c| c.name.clone());
+    let none_msg = |what: &str| match &context_name {
+        Some(c) => format!("no provider in context `{c}` supports {what}"),
+        None => "no context is configured; `qlam config path` shows where the config file goes"
+            .to_string(),
+    };
+    match cmd {
+        AuthCommand::Login {
+            provider,
+            flow,
+            no_browser,
+        } => {
+            let options = LoginOptions {
+                flow: flow.map(|f| match f {
+                    Flow::Browser => "browser".to_owned(),
+                    Flow::Device => "device".to_owned(),
+                }),
+                no_browser: *no_browser,
+            };
+            let outcomes = client.login(provider.as_deref(), &options)?;
+            if outcomes.is_empty() {
+                eprintln!("{}", none_msg("login"));
+            }
+            Ok(report(
+                ctx,
+                &outcomes,
+                "login to",
+                "Logged in to",
+                "not logged in",
+            ))
+        }
+        AuthCommand::Logout { provider } => {
+            let outcomes = client.logout(provider.as_deref())?;
+            if outcomes.is_empty() {
+                eprintln!("{}", none_msg("logout"));
+            }
+            Ok(report(
+                ctx,
+                &outcomes,
+                "logout from",
+                "Logged out of",
+                "not logged out",
+            ))
+        }
+        AuthCommand::Refresh { provider, force } => {
+            let outcomes = client.refresh_credentials(provider.as_deref(), *force)?;
+            if outcomes.is_empty() {
+                eprintln!("{}", none_msg("refresh"));
+            }
+            Ok(report(
+                ctx,
+                &outcomes,
+                "refresh of",
+                "Refreshed",
+                "still valid; nothing to refresh",
+            ))
+        }
+        AuthCommand::Status => {
+            let list = client.list_providers()?;
+            if ctx.json() {
+                let rows: Vec<Value> = list
+                    .iter()
+                    .map(|p| {
+                        let mut v = json!({
+                            "name": p.name,
+                            "type": p.provider_type,
+                            "status": p.status.as_str(),
+                            "description": p.description,
+                            "capabilities": p.capabilities.names(),
+                            "extra_info": p.extra_info,
+                        });
+                        if let qlam_host::ProviderStatus::Error(m) = &p.status {
+                            v["error"] = json!(m);
+                        }
+                        v
+                    })
+                    .collect();
+                print_json(&Value::Array(rows));
+            } else if list.is_empty() {
+                match &context_name {
+                    Some(c) => eprintln!("no providers are configured in context `{c}`"),
+                    None => eprintln!("{}", none_msg("anything")),
+                }
+            } else {
+                let rows: Vec<[String; 5]> = list
+                    .iter()
+                    .map(|p| {
+                        let extra = p
+                            .extra_info
+                            .iter()
+                            .map(|(k, v)| match v {
+                                Value::String(s) => format!("{k}={s}"),
+                                v => format!("{k}={v}"),
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        [
+                            p.name.clone(),
+                            p.provider_type.clone(),
+                            p.status.to_string(),
+                            p.description.clone(),
+                            extra,
+                        ]
+                    })
+                    .collect();
+                print_table(&["NAME", "TYPE", "STATUS", "DESCRIPTION", "EXTRA"], &rows);
+            }
+            Ok(0)
+        }
+        AuthCommand::Token { provider, format } => {
+            let t = client.token(provider)?;
+            let format = format.unwrap_or(if ctx.json() {
+                TokenFormat::Json
+            } else {
+                TokenFormat::Raw
+            });
+            match format {
+                TokenFormat::Raw => println!("{}", t.token.expose()),
+                TokenFormat::Json => print_json(
+                    &json!({"token": t.token.expose(), "expires_at": expires_at(t.cache)}),
+                ),
+                TokenFormat::ExecCredential => {
+                    let mut status = json!({"token": t.token.expose()});
+                    let exp = expires_at(t.cache);
+                    if !exp.is_null() {
+                        status["expirationTimestamp"] = exp;
+                    }
+                    print_json(&json!({
+                        "apiVersion": "client.authentication.k8s.io/v1",
+                        "kind": "ExecCredential",
+                        "status": status,
+                    }))
+                }
+            }
+            Ok(0)
+        }
+        AuthCommand::Headers { provider } => {
+            let h = client.headers(provider)?;
+            if ctx.json() {
+                let map: serde_json::Map<String, Value> = h
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v.expose())))
+                    .collect();
+                print_json(&Value::Object(map));
+            } else {
+                let mut out = std::io::stdout().lock();
+                for (k, v) in &h.headers {
+                    let _ = writeln!(out, "{k}: {}", v.expose());
+                }
+            }
+            Ok(0)
+        }
+        AuthCommand::Credential {
+            provider,
+            show_secrets,
+        } => {
+            let c = client.get_credential(provider)?;
+            print_json(&c.map(|c| c.to_json(*show_secrets)).unwrap_or(Value::Null));
+            Ok(0)
+        }
+    }
+}
+
+fn print_table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = headers.map(|h| h.chars().count());
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_owned()
+    };
+    let _ = writeln!(out, "{}", line(headers.to_vec()));
+    for r in rows {
+        let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()));
+    }
+}
+
+fn load_config_file(ctx: &Ctx) -> Result<Config, Error> {
+    let path = ctx.config_path().ok_or_else(|| {
+        Error::config("cannot find a configuration folder (no home folder); pass `--config FILE`")
+    })?;
+    if !path.exists() {
+        return Err(Error::config(format!(
+            "there is no config file at `{}`; create one (see README) or pass `--config FILE`",
+            path.display()
+        )));
+    }
+    Config::load(&path)
+}
+
+fn context(ctx: &Ctx, cmd: &ContextCommand) -> Result<i32, Error> {
+    match cmd {
+        ContextCommand::List => {
+            let config = load_config_file(ctx)?;
+            let current = config
+                .select_context(ctx.cli.context.as_deref())
+                .ok()
+                .flatten()
+                .map(|c| c.name.clone());
+            if ctx.json() {
+                print_json(&Value::Array(
+                    config
+                        .contexts
+                        .iter()
+                        .map(|c| {
+                            json!({
+                                "name": c.name,
+                                "current": Some(&c.name) == current.as_ref(),
+                                "providers": c.auth_providers.iter().map(|p| &p.name).collect::<Vec<_>>(),
+                            })
+                        })
+                        .collect(),
+                ));
+            } else {
+                for c in &config.contexts {
+                    let mark = if Some(&c.name) == current.as_ref() {
+                        "*"
+                    } else {
+                        " "
+                    };
+                    println!("{mark} {}", c.name);
+                }
+            }
+            Ok(0)
+        }
+        ContextCommand::Current => {
+            let config = load_config_file(ctx)?;
+            let current = config
+                .select_context(ctx.cli.context.as_deref())?
+                .ok_or_else(|| {
+                    Error::config(format!(
+                        "`{}` defines no context",
+                        config
+                            .path
+                            .as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    ))
+                })?;
+            if ctx.json() {
+                print_json(&json!({"current_context": current.name}));
+            } else {
+                println!("{}", current.name);
+            }
+            Ok(0)
+        }
+        ContextCommand::Use(args) => {
+            let config = load_config_file(ctx)?;
+            let path = config.path.clone().expect("loaded from a file");
+            config::set_current_context(&path, &args.name)?;
+            eprintln!("Switched to context `{}`", args.name);
+            if ctx.json() {
+                print_json(&json!({"current_context": args.name}));
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<i32, Error> {
+    match cmd {
+        PluginsCommand::List => {
+            let client = match ctx.client(false) {
+                Ok(c) => c,
+                Err(e)
+                    if e.kind() == qlam_host::ErrorKind::Config
+                        || e.kind() == qlam_host::ErrorKind::Usage =>
+                {
+                    // Listing plugins must work while the configuration is broken.
+                    eprintln!("warning: {e}; listing plugins without the context's plugin_dirs");
+                    let mut b = AuthClient::builder().config(Config::default());
+                    for d in &ctx.cli.plugin_dirs {
+                        b = b.plugin_dir(d);
+                    }
+                    b.build()?
+                }
+                Err(e) => return Err(e),
+            };
+            let registry = client.registry();
+            if ctx.json() {
+                let libraries: Vec<Value> = registry.libraries().iter().map(library_json).collect();
+                print_json(&json!({
+                    "api_version": qlam_host::api::API_VERSION,
+                    "search_path": client.search_path().iter().map(|d| json!({
+                        "path": d.path, "source": d.source.as_str(), "exists": d.path.is_dir()
+                    })).collect::<Vec<_>>(),
+                    "libraries": libraries,
+                    "duplicates": registry.duplicates().iter().map(|d| json!({
+                        "provider_type": d.name, "kept": d.kept.to_string(), "ignored": d.ignored.to_string()
+                    })).collect::<Vec<_>>(),
+                    "problems": registry.problems(),
+                }));
+            } else {
+                eprintln!(
+                    "qlam-plugin-api {} (loads {})",
+                    qlam_host::api::API_VERSION,
+                    qlam_host::api::ffi::compatible_range()
+                );
+                for d in client.search_path() {
+                    let note = if d.path.is_dir() { "" } else { " (missing)" };
+                    eprintln!(
+                        "searched {} ({}){note}",
+                        d.path.display(),
+                        d.source.as_str()
+                    );
+                }
+                let rows: Vec<[String; 4]> = registry
+                    .libraries()
+                    .iter()
+                    .map(|l| match &l.outcome {
+                        LibraryOutcome::Loaded {
+                            api_version,
+                            provider_types,
+                            errors,
+                        } => {
+                            let mut types = provider_types.join(", ");
+                            if !errors.is_empty() {
+                                types.push_str(&format!(
+                                    " ({} failed: {})",
+                                    errors.len(),
+                                    errors.join("; ")
+                                ));
+                            }
+                            [
+                                "loaded".into(),
+                                l.path.display().to_string(),
+                                api_version.clone(),
+                                types,
+                            ]
+                        }
+                        LibraryOutcome::Refused(e) => [
+                            "refused".into(),
+                            l.path.display().to_string(),
+                            e.api_version.clone().unwrap_or_else(|| "-".into()),
+                            e.summary.clone(),
+                        ],
+                    })
+                    .collect();
+                if rows.is_empty() {
+                    eprintln!("no plugin libraries found");
+                } else {
+                    print_table(&["STATUS", "PATH", "API", "PROVIDER TYPES"], &rows);
+                }
+                for d in registry.duplicates() {
+                    eprintln!(
+                        "note: provider type `{}` from {} is ignored; {} provides it first",
+                        d.name, d.ignored, d.kept
+                    );
+                }
+                for line in registry.diagnostics() {
+                    eprintln!("warning: {}", line.message);
+                }
+                if ctx.cli.verbose > 0 {
+                    ctx.warn_problems(registry);
+                }
+            }
+            Ok(0)
+        }
+        PluginsCommand::Inspect { file } => {
+            let mut registry = Registry::new();
+            registry.load_file(file);
+            let lib = &registry.libraries()[0];
+            let size = std::fs::metadata(&lib.path).map(|m| m.len()).ok();
+            match &lib.outcome {
+                LibraryOutcome::Loaded {
+                    api_version,
+                    errors,
+                    ..
+                } => {
+                    let types: Vec<Value> = registry
+                        .types()
+                        .map(|t| json!({"name": t.name, "description": t.description, "capabilities": t.capabilities.names()}))
+                        .collect();
+                    if ctx.json() {
+                        print_json(&json!({
+                            "path": lib.path, "size": size, "status": "loaded", "api_version": api_version,
+                            "host_api_version": qlam_host::api::API_VERSION, "provider_types": types, "errors": errors,
+                        }));
+                    } else {
+                        println!("path:         {}", lib.path.display());
+                        if let Some(s) = size {
+                            println!("size:         {s} bytes");
+                        }
+                        println!("status:       loaded");
+                        println!(
+                            "plugin api:   {api_version} (this qlam: {})",
+                            qlam_host::api::API_VERSION
+                        );
+                        for t in registry.types() {
+                            println!(
+                                "provider:     {} — {} [{}]",
+                                t.name,
+                                t.description,
+                                t.capabilities.names().join(", ")
+                            );
+                        }
+                        for e in errors {
+                            println!("failed:       {e}");
+                        }
+                    }
+                    Ok(if errors.is_empty() { 0 } else { 4 })
+                }
+                LibraryOutcome::Refused(e) => {
+                    if ctx.json() {
+                        print_json(&json!({
+                            "path": lib.path, "size": size, "status": "refused", "api_version": e.api_version,
+                            "host_api_version": qlam_host::api::API_VERSION,
+                            "error": e.summary, "error_kind": format!("{:?}", e.kind), "detail": e.detail,
+                        }));
+                    } else {
+                        println!("path:         {}", lib.path.display());
+                        if let Some(s) = size {
+                            println!("size:         {s} bytes");
+                        }
+                        println!("status:       refused");
+                        println!(
+                            "plugin api:   {} (this qlam: {})",
+                            e.api_version.as_deref().unwrap_or("unknown"),
+                            qlam_host::api::API_VERSION
+                        );
+                        println!("reason:       {}", e.summary);
+                        if !e.detail.is_empty() {
+                            println!("detail:\n{}", e.detail);
+                        }
+                    }
+                    Ok(4)
+                }
+            }
+        }
+    }
+}
+
+fn config_cmd(ctx: &Ctx, cmd: &ConfigCommand) -> Result<i32, Error> {
+    match cmd {
+        ConfigCommand::Path => {
+            let path = ctx.config_path().ok_or_else(|| {
+                Error::config("cannot find a configuration folder (no home folder)")
+            })?;
+            let exists = path.exists();
+            if ctx.json() {
+                print_json(&json!({"path": path, "exists": exists}));
+            } else {
+                println!("{}", path.display());
+                if !exists {
+                    eprintln!("(the file does not exist yet)");
+                }
+            }
+            Ok(0)
+        }
+        ConfigCommand::Validate => {
+            let config = load_config_file(ctx)?;
+            let client = AuthClient::builder().config(config.clone());
+            let client = ctx
+                .cli
+                .plugin_dirs
+                .iter()
+                .fold(client, |b, d| b.plugin_dir(d));
+            let client = client.build()?;
+            let problems = client.validate_all_contexts();
+            let providers: usize = config.contexts.iter().map(|c| c.auth_providers.len()).sum();
+            let path = config.path.clone().unwrap_or_default();
+            for p in &problems {
+                eprintln!("error: {}", p.message);
+            }
+            if ctx.json() {
+                print_json(&json!({
+                    "path": path,
+                    "valid": problems.is_empty(),
+                    "contexts": config.contexts.len(),
+                    "providers": providers,
+                    "problems": problems.iter().map(|p| json!({
+                        "context": p.context, "provider": p.provider, "kind": p.error.kind_name(), "message": p.message
+                    })).collect::<Vec<_>>(),
+                }));
+            } else if problems.is_empty() {
+                eprintln!(
+                    "`{}` is valid: {} contexts, {providers} providers",
+                    path.display(),
+                    config.contexts.len()
+                );
+            }
+            Ok(problems
+                .iter()
+                .map(|p| p.error.exit_code())
+                .max()
+                .unwrap_or(0))
+        }
+    }
+}
+
+fn library_json(l: &qlam_host::plugins::LibraryReport) -> Value {
+    match &l.outcome {
+        LibraryOutcome::Loaded {
+            api_version,
+            provider_types,
+            errors,
+        } => json!({
+            "path": l.path, "status": "loaded", "api_version": api_version,
+            "provider_types": provider_types, "errors": errors,
+        }),
+        LibraryOutcome::Refused(e) => json!({
+            "path": l.path, "status": "refused", "api_version": e.api_version,
+            "error": e.summary, "error_kind": format!("{:?}", e.kind),
+        }),
+    }
+}

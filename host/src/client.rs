@@ -1,0 +1,728 @@
+//! [`AuthClient`]: the programmatic API, with the semantics of the Python original.
+//!
+//! With a provider named, failures are typed errors. With none, the call is best effort over
+//! all providers that support it and returns one [`Outcome`] per provider, failing only for
+//! configuration or usage errors.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use qlam_plugin_api::ffi::ProviderHandle;
+use qlam_plugin_api::{
+    CacheControl, Capabilities, Credential, ErrorKind as ProviderErrorKind, Headers, LoginOptions,
+    ProviderFactory, Token,
+};
+use serde_json::{Map, Value};
+
+use crate::config::{Config, ContextConfig, ProviderConfig};
+use crate::error::{Error, ErrorKind, Result};
+use crate::paths;
+use crate::plugins::{search_path, PluginDir, Registry};
+use crate::services::{NonInteractive, ProviderServices, UserInteraction};
+use crate::store::FileStore;
+
+/// The refresh margin used when none is configured: answers that expire within it are
+/// refreshed first.
+pub const DEFAULT_REFRESH_SKEW: Duration = Duration::from_secs(60);
+
+/// Builds an [`AuthClient`]. Unless told otherwise it reads `$QLAM_CONFIG`, `$QLAM_CONTEXT`
+/// and `$QLAM_PLUGIN_PATH`, and searches the default plugin folders.
+pub struct AuthClientBuilder {
+    config_file: Option<PathBuf>,
+    config: Option<Config>,
+    context: Option<String>,
+    plugin_dirs: Vec<PathBuf>,
+    use_environment: bool,
+    default_plugin_dirs: bool,
+    store_dir: Option<PathBuf>,
+    interaction: Arc<dyn UserInteraction>,
+    factories: Vec<Box<dyn ProviderFactory>>,
+    refresh_skew: Duration,
+}
+
+impl Default for AuthClientBuilder {
+    fn default() -> Self {
+        AuthClientBuilder {
+            config_file: None,
+            config: None,
+            context: None,
+            plugin_dirs: Vec::new(),
+            use_environment: true,
+            default_plugin_dirs: true,
+            store_dir: None,
+            interaction: Arc::new(NonInteractive),
+            factories: Vec::new(),
+            refresh_skew: DEFAULT_REFRESH_SKEW,
+        }
+    }
+}
+
+impl AuthClientBuilder {
+    /// Reads configuration from this file (it must exist).
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_file = Some(path.into());
+        self
+    }
+
+    /// Uses this configuration instead of reading a file.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Selects a context (else `$QLAM_CONTEXT`, else the file's `current_context`).
+    pub fn context(mut self, name: impl Into<String>) -> Self {
+        self.context = Some(name.into());
+        self
+    }
+
+    /// Adds a plugin folder, searched before all others (like `--plugin-dir`).
+    pub fn plugin_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.plugin_dirs.push(dir.into());
+        self
+    }
+
+    /// Ignores `$QLAM_CONFIG`, `$QLAM_CONTEXT` and `$QLAM_PLUGIN_PATH`.
+    pub fn ignore_environment(mut self) -> Self {
+        self.use_environment = false;
+        self
+    }
+
+    /// Does not search the user's plugin folder and the executable's folder.
+    pub fn no_default_plugin_dirs(mut self) -> Self {
+        self.default_plugin_dirs = false;
+        self
+    }
+
+    /// Keeps credentials under this folder instead of the user's state folder.
+    pub fn store_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.store_dir = Some(dir.into());
+        self
+    }
+
+    /// How providers talk to the user; the default refuses every interactive step.
+    pub fn interaction(mut self, interaction: Arc<dyn UserInteraction>) -> Self {
+        self.interaction = interaction;
+        self
+    }
+
+    /// Registers an in-process provider type (before any plugin, so it wins over a plugin of
+    /// the same name; the duplicate is reported).
+    pub fn register_factory(mut self, factory: impl ProviderFactory) -> Self {
+        self.factories.push(Box::new(factory));
+        self
+    }
+
+    /// Sets the refresh margin.
+    pub fn refresh_skew(mut self, skew: Duration) -> Self {
+        self.refresh_skew = skew;
+        self
+    }
+
+    /// Reads the configuration and selects the context. Plugins are loaded on first use.
+    pub fn build(self) -> Result<AuthClient> {
+        let env = |k: &str| {
+            if self.use_environment {
+                std::env::var_os(k).filter(|v| !v.is_empty())
+            } else {
+                None
+            }
+        };
+        let config = match (self.config, self.config_file, env("QLAM_CONFIG")) {
+            (Some(c), _, _) => c,
+            (None, Some(path), _) => Config::load(&path)?,
+            (None, None, Some(path)) => Config::load(Path::new(&path))?,
+            (None, None, None) => match paths::default_config_file() {
+                Some(path) if path.exists() => Config::load(&path)?,
+                Some(path) => Config {
+                    path: Some(path),
+                    ..Config::default()
+                }
+                .without_file(),
+                None => Config::default(),
+            },
+        };
+        let context_name = self
+            .context
+            .or_else(|| env("QLAM_CONTEXT").map(|v| v.to_string_lossy().into_owned()));
+        let context = config.select_context(context_name.as_deref())?.cloned();
+        let context_dirs = context
+            .as_ref()
+            .map(|c| c.plugin_dirs.clone())
+            .unwrap_or_default();
+        let env_path: Option<OsString> = env("QLAM_PLUGIN_PATH");
+        let search = search_path(
+            &self.plugin_dirs,
+            env_path.as_deref(),
+            &context_dirs,
+            self.default_plugin_dirs,
+        );
+        let store_dir = match self.store_dir {
+            Some(d) => d,
+            None => paths::default_store_dir().ok_or_else(|| {
+                Error::store("cannot find a folder for credentials (no home folder)")
+            })?,
+        };
+        let all_context_dirs: Vec<PathBuf> = config
+            .contexts
+            .iter()
+            .flat_map(|c| c.plugin_dirs.iter().cloned())
+            .collect();
+        let search_all_contexts = search_path(
+            &self.plugin_dirs,
+            env_path.as_deref(),
+            &all_context_dirs,
+            self.default_plugin_dirs,
+        );
+        Ok(AuthClient {
+            config,
+            context,
+            search_path: search,
+            search_all_contexts,
+            pending_factories: Mutex::new(Some(self.factories)),
+            registry: OnceLock::new(),
+            store: Arc::new(FileStore::new(store_dir)),
+            interaction: self.interaction,
+            slots: Mutex::new(HashMap::new()),
+            skew: chrono::Duration::from_std(self.refresh_skew)
+                .unwrap_or(chrono::Duration::seconds(60)),
+        })
+    }
+}
+
+impl Config {
+    /// A configuration whose file does not exist: remembers the path for messages, has no
+    /// contexts.
+    fn without_file(mut self) -> Self {
+        self.contexts.clear();
+        self.current_context = None;
+        self
+    }
+}
+
+/// The result of a best-effort operation on one provider.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The provider.
+    pub provider: String,
+    /// `Ok(true)` when done (for refresh: when new credentials were obtained).
+    pub result: Result<bool>,
+    /// Problems that did not stop the operation (for example a failed revocation).
+    pub warnings: Vec<String>,
+}
+
+/// A problem `validate_all_contexts` found.
+#[derive(Debug, Clone)]
+pub struct ConfigProblem {
+    /// The context.
+    pub context: String,
+    /// The provider.
+    pub provider: String,
+    /// What is wrong (naming the file and line).
+    pub message: String,
+    /// The error, for its kind and exit code.
+    pub error: Error,
+}
+
+/// The status of a configured provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderStatus {
+    /// It has usable credentials.
+    Authenticated,
+    /// It is configured and loadable, without usable credentials.
+    Available,
+    /// It cannot be used; the message says why.
+    Error(String),
+}
+
+impl ProviderStatus {
+    /// `authenticated`, `available` or `error`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProviderStatus::Authenticated => "authenticated",
+            ProviderStatus::Available => "available",
+            ProviderStatus::Error(_) => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for ProviderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProviderStatus::Error(m) => write!(f, "error: {m}"),
+            s => f.write_str(s.as_str()),
+        }
+    }
+}
+
+/// One row of [`AuthClient::list_providers`].
+#[derive(Debug, Clone)]
+pub struct ProviderInfo {
+    /// The provider's name.
+    pub name: String,
+    /// Its type.
+    pub provider_type: String,
+    /// Its status.
+    pub status: ProviderStatus,
+    /// Its description.
+    pub description: String,
+    /// What it can do (empty when its type is unknown).
+    pub capabilities: Capabilities,
+    /// Display-only facts from its configuration.
+    pub extra_info: Map<String, Value>,
+}
+
+struct Slot {
+    handle: ProviderHandle,
+    /// Serialises login, logout and refresh of this provider within the process.
+    op_lock: Mutex<()>,
+    headers: RwLock<Option<Headers>>,
+    token: RwLock<Option<Token>>,
+}
+
+impl Slot {
+    fn forget_answers(&self) {
+        *self.headers.write().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.token.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// The programmatic API: log in and out, list providers, get headers and tokens.
+pub struct AuthClient {
+    config: Config,
+    context: Option<ContextConfig>,
+    search_path: Vec<PluginDir>,
+    search_all_contexts: Vec<PluginDir>,
+    pending_factories: Mutex<Option<Vec<Box<dyn ProviderFactory>>>>,
+    registry: OnceLock<Registry>,
+    store: Arc<FileStore>,
+    interaction: Arc<dyn UserInteraction>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    skew: chrono::Duration,
+}
+
+impl AuthClient {
+    /// A builder.
+    pub fn builder() -> AuthClientBuilder {
+        AuthClientBuilder::default()
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The selected context, when there is one.
+    pub fn context(&self) -> Option<&ContextConfig> {
+        self.context.as_ref()
+    }
+
+    /// The plugin search path.
+    pub fn search_path(&self) -> &[PluginDir] {
+        &self.search_path
+    }
+
+    /// The credential store.
+    pub fn store(&self) -> &FileStore {
+        &self.store
+    }
+
+    /// The registry; plugins are loaded the first time this is called.
+    pub fn registry(&self) -> &Registry {
+        self.registry.get_or_init(|| {
+            let mut registry = Registry::new();
+            let pending = self
+                .pending_factories
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            for f in pending.unwrap_or_default() {
+                if let Err(e) = registry.register_factory(f) {
+                    tracing::warn!("{e}");
+                }
+            }
+            registry.load_dirs(&self.search_path);
+            registry
+        })
+    }
+
+    /// The names of the providers of the selected context, in file order.
+    pub fn provider_names(&self) -> Vec<String> {
+        self.context
+            .iter()
+            .flat_map(|c| c.auth_providers.iter().map(|p| p.name.clone()))
+            .collect()
+    }
+
+    fn where_(&self, p: &ProviderConfig) -> String {
+        match &self.config.path {
+            Some(path) => format!("`{}` line {}", path.display(), p.line),
+            None => format!("line {}", p.line),
+        }
+    }
+
+    fn provider_config(&self, name: &str) -> Result<&ProviderConfig> {
+        let Some(ctx) = &self.context else {
+            return Err(Error::usage(match &self.config.path {
+                Some(p) if p.exists() => format!("no provider `{name}`: `{}` defines no context", p.display()),
+                Some(p) => format!(
+                    "no provider `{name}`: there is no config file at `{}`; create one or pass `--config FILE`",
+                    p.display()
+                ),
+                None => format!("no provider `{name}`: no configuration"),
+            }));
+        };
+        ctx.auth_providers.iter().find(|p| p.name == name).ok_or_else(|| {
+            Error::usage(format!(
+                "no provider `{name}` in context `{}`; `qlam auth status` lists the configured ones",
+                ctx.name
+            ))
+        })
+    }
+
+    fn slot(&self, name: &str) -> Result<Arc<Slot>> {
+        if let Some(s) = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return Ok(s.clone());
+        }
+        let pc = self.provider_config(name)?;
+        let ptype = self.registry().get(&pc.provider_type).ok_or_else(|| {
+            Error::plugin(format!(
+                "provider `{name}` ({}) has type `{}`, which no loaded plugin provides; `qlam plugins list` shows what was found",
+                self.where_(pc),
+                pc.provider_type
+            ))
+        })?;
+        let ctx = self
+            .context
+            .as_ref()
+            .expect("provider_config found a context");
+        let services = Arc::new(ProviderServices {
+            context: ctx.name.clone(),
+            provider: name.to_owned(),
+            store: self.store.clone(),
+            interaction: self.interaction.clone(),
+        });
+        let handle = ptype
+            .factory
+            .build(&ctx.name, name, &pc.config, services)
+            .map_err(|e| {
+                Error::provider(e).context(format_args!("provider `{name}` ({})", self.where_(pc)))
+            })?;
+        let slot = Arc::new(Slot {
+            handle,
+            op_lock: Mutex::new(()),
+            headers: RwLock::new(None),
+            token: RwLock::new(None),
+        });
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(slots.entry(name.to_owned()).or_insert(slot).clone())
+    }
+
+    fn require(&self, name: &str, slot: &Slot, has: bool, what: &str) -> Result<()> {
+        if has {
+            return Ok(());
+        }
+        let ptype = self
+            .provider_config(name)
+            .map(|p| p.provider_type.clone())
+            .unwrap_or_default();
+        let _ = slot;
+        Err(Error::new(
+            ErrorKind::Provider(ProviderErrorKind::Unsupported),
+            format!("provider `{name}` (type `{ptype}`) does not support {what}"),
+        ))
+    }
+
+    /// Runs `op` over one provider (typed errors) or over every provider that `applies`
+    /// (best effort).
+    fn one_or_all(
+        &self,
+        provider: Option<&str>,
+        applies: impl Fn(Capabilities) -> bool,
+        what: &str,
+        op: impl Fn(&str, &Slot) -> Result<(bool, Vec<String>)>,
+    ) -> Result<Vec<Outcome>> {
+        if let Some(name) = provider {
+            let slot = self.slot(name)?;
+            self.require(name, &slot, applies(slot.handle.capabilities()), what)?;
+            let (ok, warnings) = op(name, &slot)?;
+            return Ok(vec![Outcome {
+                provider: name.to_owned(),
+                result: Ok(ok),
+                warnings,
+            }]);
+        }
+        let mut out = Vec::new();
+        for name in self.provider_names() {
+            let slot = match self.slot(&name) {
+                Ok(s) => s,
+                Err(e) if e.kind() == ErrorKind::Usage => return Err(e),
+                Err(e) => {
+                    out.push(Outcome {
+                        provider: name,
+                        result: Err(e),
+                        warnings: Vec::new(),
+                    });
+                    continue;
+                }
+            };
+            if !applies(slot.handle.capabilities()) {
+                continue;
+            }
+            let (result, warnings) = match op(&name, &slot) {
+                Ok((ok, w)) => (Ok(ok), w),
+                Err(e) => (Err(e), Vec::new()),
+            };
+            out.push(Outcome {
+                provider: name,
+                result,
+                warnings,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Logs in to one provider, or to every provider that supports login.
+    pub fn login(&self, provider: Option<&str>, options: &LoginOptions) -> Result<Vec<Outcome>> {
+        self.one_or_all(
+            provider,
+            |c| c.login,
+            "login",
+            |_, slot| {
+                let _op = slot.op_lock.lock().unwrap_or_else(|p| p.into_inner());
+                slot.forget_answers();
+                let r = slot.handle.login(options);
+                slot.forget_answers();
+                r.map(|()| (true, Vec::new())).map_err(Error::provider)
+            },
+        )
+    }
+
+    /// Logs out of one provider, or of every provider that supports logout.
+    pub fn logout(&self, provider: Option<&str>) -> Result<Vec<Outcome>> {
+        self.one_or_all(
+            provider,
+            |c| c.login,
+            "logout",
+            |_, slot| {
+                let _op = slot.op_lock.lock().unwrap_or_else(|p| p.into_inner());
+                slot.forget_answers();
+                let r = slot.handle.logout();
+                slot.forget_answers();
+                r.map(|report| (true, report.warnings))
+                    .map_err(Error::provider)
+            },
+        )
+    }
+
+    /// Refreshes one provider's credentials non-interactively, or every refreshable
+    /// provider's. `Ok(true)` in an outcome means new credentials were obtained.
+    pub fn refresh_credentials(&self, provider: Option<&str>, force: bool) -> Result<Vec<Outcome>> {
+        self.one_or_all(
+            provider,
+            |c| c.refresh,
+            "refresh",
+            |_, slot| self.refresh_slot(slot, force).map(|r| (r, Vec::new())),
+        )
+    }
+
+    fn refresh_slot(&self, slot: &Slot, force: bool) -> Result<bool> {
+        let _op = slot.op_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let r = slot.handle.refresh(force).map_err(Error::provider);
+        slot.forget_answers();
+        r
+    }
+
+    /// Whether one provider (or, with none, any provider) is authenticated. Provider errors
+    /// count as "no"; an unknown provider name is an error.
+    pub fn is_authenticated(&self, provider: Option<&str>) -> Result<bool> {
+        match provider {
+            Some(name) => {
+                self.provider_config(name)?;
+                Ok(self
+                    .slot(name)
+                    .ok()
+                    .and_then(|s| s.handle.is_authenticated().ok())
+                    .unwrap_or(false))
+            }
+            None => Ok(self.provider_names().iter().any(|n| {
+                self.slot(n)
+                    .ok()
+                    .and_then(|s| s.handle.is_authenticated().ok())
+                    .unwrap_or(false)
+            })),
+        }
+    }
+
+    /// The provider's credential model; `None` when it has no data at all.
+    pub fn get_credential(&self, provider: &str) -> Result<Option<Credential>> {
+        self.slot(provider)?
+            .handle
+            .credential()
+            .map_err(Error::provider)
+    }
+
+    /// The provider's auth context (a JSON object).
+    pub fn auth_context(&self, provider: &str) -> Result<Map<String, Value>> {
+        self.slot(provider)?
+            .handle
+            .auth_context()
+            .map_err(Error::provider)
+    }
+
+    /// Lists the providers of the selected context with their status.
+    pub fn list_providers(&self) -> Result<Vec<ProviderInfo>> {
+        let Some(ctx) = &self.context else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for pc in &ctx.auth_providers {
+            let ptype = self.registry().get(&pc.provider_type);
+            let extra_info = ptype
+                .and_then(|t| t.factory.extra_info(&pc.config).ok())
+                .unwrap_or_default();
+            let mut description = ptype
+                .map(|t| t.description.clone())
+                .unwrap_or_else(|| format!("{} authentication", pc.provider_type));
+            let mut capabilities = Capabilities::default();
+            let status = match self.slot(&pc.name) {
+                Err(e) => ProviderStatus::Error(e.message().to_owned()),
+                Ok(slot) => {
+                    capabilities = slot.handle.capabilities();
+                    if let Ok(d) = slot.handle.description() {
+                        description = d;
+                    }
+                    match slot.handle.is_authenticated() {
+                        Ok(true) => ProviderStatus::Authenticated,
+                        Ok(false) => ProviderStatus::Available,
+                        Err(e) => ProviderStatus::Error(e.message().to_owned()),
+                    }
+                }
+            };
+            out.push(ProviderInfo {
+                name: pc.name.clone(),
+                provider_type: pc.provider_type.clone(),
+                status,
+                description,
+                capabilities,
+                extra_info,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Checks every provider of every context: its type is provided by a plugin (searching
+    /// every context's `plugin_dirs`) and its configuration is accepted by the provider.
+    /// Builds providers without using them: no network, no prompts, no store writes.
+    pub fn validate_all_contexts(&self) -> Vec<ConfigProblem> {
+        let mut registry = Registry::new();
+        registry.load_dirs(&self.search_all_contexts);
+        let mut problems = Vec::new();
+        for ctx in &self.config.contexts {
+            for pc in &ctx.auth_providers {
+                let result = match registry.get(&pc.provider_type) {
+                    None => Err(Error::plugin(format!(
+                        "provider `{}` in context `{}` ({}) has type `{}`, which no plugin provides",
+                        pc.name,
+                        ctx.name,
+                        self.where_(pc),
+                        pc.provider_type
+                    ))),
+                    Some(t) => {
+                        let services = Arc::new(ProviderServices {
+                            context: ctx.name.clone(),
+                            provider: pc.name.clone(),
+                            store: self.store.clone(),
+                            interaction: Arc::new(NonInteractive),
+                        });
+                        t.factory.build(&ctx.name, &pc.name, &pc.config, services).map(drop).map_err(|e| {
+                            Error::provider(e).context(format_args!(
+                                "provider `{}` in context `{}` ({})",
+                                pc.name,
+                                ctx.name,
+                                self.where_(pc)
+                            ))
+                        })
+                    }
+                };
+                if let Err(error) = result {
+                    problems.push(ConfigProblem {
+                        context: ctx.name.clone(),
+                        provider: pc.name.clone(),
+                        message: error.message().to_owned(),
+                        error,
+                    });
+                }
+            }
+        }
+        problems
+    }
+
+    /// HTTP headers for a request, refreshing first when the provider's answer expires within
+    /// the refresh margin.
+    pub fn headers(&self, provider: &str) -> Result<Headers> {
+        let slot = self.slot(provider)?;
+        self.require(
+            provider,
+            &slot,
+            slot.handle.capabilities().headers,
+            "HTTP headers",
+        )?;
+        self.answer(&slot, &slot.headers, ProviderHandle::headers, |h| h.cache)
+    }
+
+    /// The access token, refreshing first when it expires within the refresh margin.
+    pub fn token(&self, provider: &str) -> Result<Token> {
+        let slot = self.slot(provider)?;
+        self.require(provider, &slot, slot.handle.capabilities().token, "tokens")?;
+        self.answer(&slot, &slot.token, ProviderHandle::token, |t| t.cache)
+    }
+
+    fn answer<T: Clone>(
+        &self,
+        slot: &Slot,
+        memo: &RwLock<Option<T>>,
+        get: fn(&ProviderHandle) -> qlam_plugin_api::Result<T>,
+        cache: fn(&T) -> CacheControl,
+    ) -> Result<T> {
+        let now = Utc::now();
+        let fresh = |c: CacheControl| match c {
+            CacheControl::Never => false,
+            CacheControl::Session => true,
+            CacheControl::Until(t) => t - self.skew > now,
+        };
+        if let Some(v) = memo.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if fresh(cache(v)) {
+                return Ok(v.clone());
+            }
+        }
+        let first = get(&slot.handle);
+        let stale = match &first {
+            Ok(v) => matches!(cache(v), CacheControl::Until(t) if t - self.skew <= now),
+            Err(e) => e.kind() == ProviderErrorKind::NotAuthenticated,
+        };
+        let value = if stale
+            && slot.handle.capabilities().refresh
+            && slot.handle.can_refresh().unwrap_or(false)
+        {
+            tracing::debug!("answer expires within the refresh margin; refreshing first");
+            self.refresh_slot(slot, false)?;
+            get(&slot.handle).map_err(Error::provider)?
+        } else {
+            first.map_err(Error::provider)?
+        };
+        if !matches!(cache(&value), CacheControl::Never) {
+            *memo.write().unwrap_or_else(|p| p.into_inner()) = Some(value.clone());
+        }
+        Ok(value)
+    }
+}

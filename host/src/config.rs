@@ -1,0 +1,425 @@
+//! The configuration file: TOML with kubeconfig-like contexts.
+//!
+//! ```toml
+//! current_context = "dev"
+//!
+//! [contexts.dev]
+//! plugin_dirs = ["/opt/acme/qlam-plugins"]
+//!
+//! [[contexts.dev.auth_providers]]
+//! name = "corp-sso"
+//! provider = "oauth"
+//! issuer = "https://login.example.com"
+//! ```
+//!
+//! Errors name the file, line and column. [`set_current_context`] rewrites the file keeping
+//! its comments and order.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::Value;
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+/// A parsed configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// The file it came from; none for an empty configuration (no file).
+    pub path: Option<PathBuf>,
+    /// The selected context, when the file sets one.
+    pub current_context: Option<String>,
+    /// The contexts, in file order.
+    pub contexts: Vec<ContextConfig>,
+}
+
+/// One context.
+#[derive(Debug, Clone)]
+pub struct ContextConfig {
+    /// Its name (the key under `contexts`).
+    pub name: String,
+    /// Plugin folders searched before the defaults; relative paths are resolved against the
+    /// config file's folder.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Its providers, in file order.
+    pub auth_providers: Vec<ProviderConfig>,
+}
+
+/// One `[[contexts.X.auth_providers]]` entry.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// The provider's name, unique within the context.
+    pub name: String,
+    /// The provider type (`provider = "…"`).
+    pub provider_type: String,
+    /// Every other key, as a JSON object.
+    pub config: Value,
+    /// The line (1-based) where the entry's `name` is, for messages.
+    pub line: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    current_context: Option<Spanned<String>>,
+    #[serde(default)]
+    contexts: IndexMap<String, RawContext>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContext {
+    #[serde(default)]
+    plugin_dirs: Vec<String>,
+    #[serde(default)]
+    auth_providers: Vec<Spanned<toml::Table>>,
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+fn located(path: &Path, text: &str, offset: usize, message: impl std::fmt::Display) -> Error {
+    let (line, col) = line_col(text, offset);
+    Error::config(format!("`{}`:{line}:{col}: {message}", path.display()))
+}
+
+/// Provider names become file names and command-line arguments: keep them plain.
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn toml_to_json(v: toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::String(s),
+        toml::Value::Integer(i) => Value::from(i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.into_iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => {
+            Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
+        }
+    }
+}
+
+impl Config {
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(format!("cannot read config file `{}`: {e}", path.display()))
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses configuration text; `path` is for messages and for resolving relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            located(path, text, offset, e.message().trim_end_matches('\n'))
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut contexts = Vec::new();
+        for (ctx_name, raw_ctx) in raw.contexts {
+            let mut providers: Vec<ProviderConfig> = Vec::new();
+            for entry in raw_ctx.auth_providers {
+                let span = entry.span();
+                let mut table = entry.into_inner();
+                let mut take_str = |key: &str| -> Result<String> {
+                    match table.remove(key) {
+                        Some(toml::Value::String(s)) => Ok(s),
+                        Some(_) => Err(located(
+                            path,
+                            text,
+                            span.start,
+                            format_args!(
+                                "`{key}` of a provider in context `{ctx_name}` must be a string"
+                            ),
+                        )),
+                        None => Err(located(
+                            path,
+                            text,
+                            span.start,
+                            format_args!("a provider in context `{ctx_name}` has no `{key}`"),
+                        )),
+                    }
+                };
+                let name = take_str("name")?;
+                let provider_type = take_str("provider")?;
+                let (line, _) = line_col(text, span.start);
+                if !valid_name(&name) {
+                    return Err(located(path, text, span.start, format_args!(
+                        "provider name `{name}` in context `{ctx_name}` must start with a letter or digit and contain only letters, digits, `-`, `_` and `.`"
+                    )));
+                }
+                if let Some(first) = providers.iter().find(|p| p.name == name) {
+                    return Err(located(path, text, span.start, format_args!(
+                        "duplicate provider name `{name}` in context `{ctx_name}` (first at line {})",
+                        first.line
+                    )));
+                }
+                if provider_type.is_empty() {
+                    return Err(located(
+                        path,
+                        text,
+                        span.start,
+                        format_args!("provider `{name}` has an empty `provider` type"),
+                    ));
+                }
+                let config = Value::Object(
+                    table
+                        .into_iter()
+                        .map(|(k, v)| (k, toml_to_json(v)))
+                        .collect(),
+                );
+                providers.push(ProviderConfig {
+                    name,
+                    provider_type,
+                    config,
+                    line,
+                });
+            }
+            let plugin_dirs = raw_ctx
+                .plugin_dirs
+                .into_iter()
+                .map(|d| {
+                    let p = fsutil::expand_home(Path::new(&d));
+                    if p.is_absolute() {
+                        p
+                    } else {
+                        base.join(p)
+                    }
+                })
+                .collect();
+            contexts.push(ContextConfig {
+                name: ctx_name,
+                plugin_dirs,
+                auth_providers: providers,
+            });
+        }
+        let current_context = match raw.current_context {
+            None => None,
+            Some(c) => {
+                let span = c.span();
+                let name = c.into_inner();
+                if !contexts.iter().any(|x| x.name == name) {
+                    return Err(located(path, text, span.start, format_args!(
+                        "`current_context` names context `{name}`, which is not defined; define `[contexts.{name}]` or run `qlam context use NAME`"
+                    )));
+                }
+                Some(name)
+            }
+        };
+        Ok(Config {
+            path: Some(path.to_owned()),
+            current_context,
+            contexts,
+        })
+    }
+
+    /// A context by name.
+    pub fn context(&self, name: &str) -> Option<&ContextConfig> {
+        self.contexts.iter().find(|c| c.name == name)
+    }
+
+    /// The context to use: `explicit` (from `--context` / `$QLAM_CONTEXT`), else the file's
+    /// `current_context`, else the only context when there is just one. `Ok(None)` when the
+    /// file defines no context at all.
+    pub fn select_context(&self, explicit: Option<&str>) -> Result<Option<&ContextConfig>> {
+        let file = self
+            .path
+            .as_ref()
+            .map(|p| format!(" in `{}`", p.display()))
+            .unwrap_or_default();
+        if let Some(name) = explicit {
+            return self.context(name).map(Some).ok_or_else(|| {
+                Error::usage(format!(
+                    "no context `{name}`{file}; `qlam context list` shows the defined ones"
+                ))
+            });
+        }
+        if let Some(name) = &self.current_context {
+            return Ok(self.context(name));
+        }
+        match self.contexts.len() {
+            0 => Ok(None),
+            1 => Ok(self.contexts.first()),
+            _ => Err(Error::usage(format!(
+                "no current context is set{file}; run `qlam context use NAME` or pass `--context NAME`"
+            ))),
+        }
+    }
+}
+
+/// Sets `current_context` in the file, keeping its comments, order and formatting.
+pub fn set_current_context(path: &Path, name: &str) -> Result<()> {
+    let config = Config::load(path)?;
+    if config.context(name).is_none() {
+        return Err(Error::usage(format!(
+            "no context `{name}` in `{}`; `qlam context list` shows the defined ones",
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::config(format!("cannot read config file `{}`: {e}", path.display())))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| Error::config(format!("`{}`: {e}", path.display())))?;
+    let mut value = toml_edit::Value::from(name);
+    if let Some(old) = doc.get("current_context").and_then(|i| i.as_value()) {
+        // Keep a trailing comment and spacing around the old value.
+        *value.decor_mut() = old.decor().clone();
+    }
+    doc["current_context"] = toml_edit::Item::Value(value);
+    fsutil::write_atomic(path, doc.to_string().as_bytes(), None).map_err(|e| {
+        Error::config(format!(
+            "cannot write config file `{}`: {e}",
+            path.display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("/etc/qlam/config.toml"))
+    }
+
+    #[test]
+    fn parses_contexts_in_order_with_provider_config() {
+        let c = parse(
+            r#"
+current_context = "dev"
+[contexts.prod]
+[contexts.dev]
+plugin_dirs = ["rel/plugins", "/abs"]
+[[contexts.dev.auth_providers]]
+name = "corp-sso"
+provider = "oauth"
+scopes = ["openid"]
+port = 0
+when = 1979-05-27T07:32:00Z
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.contexts
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            ["prod", "dev"]
+        );
+        let dev = c.select_context(None).unwrap().unwrap();
+        assert_eq!(
+            dev.plugin_dirs,
+            [
+                PathBuf::from("/etc/qlam/rel/plugins"),
+                PathBuf::from("/abs")
+            ]
+        );
+        let p = &dev.auth_providers[0];
+        assert_eq!(
+            (p.name.as_str(), p.provider_type.as_str(), p.line),
+            ("corp-sso", "oauth", 7)
+        );
+        assert_eq!(
+            p.config,
+            serde_json::json!({"scopes": ["openid"], "port": 0, "when": "1979-05-27T07:32:00Z"})
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_column() {
+        let e = parse("[contexts.dev]\nplugin_dirs = 3\n").unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("`/etc/qlam/config.toml`:2:15: invalid type"),
+            "{e}"
+        );
+        let e = parse("current_context = \"nope\"\n[contexts.dev]\n").unwrap_err();
+        assert!(
+            e.message().starts_with(
+                "`/etc/qlam/config.toml`:1:19: `current_context` names context `nope`"
+            ),
+            "{e}"
+        );
+        let e = parse("[contexts.dev]\n[[contexts.dev.auth_providers]]\nname='a'\nprovider='x'\n[[contexts.dev.auth_providers]]\nname='a'\nprovider='y'\n").unwrap_err();
+        assert!(
+            e.message()
+                .contains(":6:1: duplicate provider name `a` in context `dev` (first at line 3)"),
+            "{e}"
+        );
+        let e =
+            parse("[contexts.dev]\n[[contexts.dev.auth_providers]]\nprovider='x'\n").unwrap_err();
+        assert!(
+            e.message()
+                .contains(":3:1: a provider in context `dev` has no `name`"),
+            "{e}"
+        );
+        let e = parse("colour = 1\n").unwrap_err();
+        assert!(e.message().contains(":1:1: unknown field `colour`"), "{e}");
+        let e = parse("[contexts.dev\n").unwrap_err();
+        assert!(e.message().starts_with("`/etc/qlam/config.toml`:1:"), "{e}");
+        let e =
+            parse("[contexts.dev]\n[[contexts.dev.auth_providers]]\nname='a b'\nprovider='x'\n")
+                .unwrap_err();
+        assert!(e.message().contains("provider name `a b`"), "{e}");
+    }
+
+    #[test]
+    fn context_selection() {
+        let one = parse("[contexts.only]\n").unwrap();
+        assert_eq!(one.select_context(None).unwrap().unwrap().name, "only");
+        let two = parse("[contexts.a]\n[contexts.b]\n").unwrap();
+        assert_eq!(
+            two.select_context(None).unwrap_err().kind(),
+            crate::ErrorKind::Usage
+        );
+        assert_eq!(two.select_context(Some("b")).unwrap().unwrap().name, "b");
+        assert!(two
+            .select_context(Some("c"))
+            .unwrap_err()
+            .message()
+            .contains("no context `c`"));
+        assert!(parse("").unwrap().select_context(None).unwrap().is_none());
+    }
+
+    #[test]
+    fn context_use_keeps_comments_and_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let original = "# my config\ncurrent_context = \"a\" # the usual\n\n[contexts.a] # first\n[contexts.b]\n# end\n";
+        std::fs::write(&path, original).unwrap();
+        set_current_context(&path, "b").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# my config\ncurrent_context = \"b\" # the usual\n\n[contexts.a] # first\n[contexts.b]\n# end\n"
+        );
+        let e = set_current_context(&path, "zzz").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Usage);
+        std::fs::write(&path, "[contexts.a]\n").unwrap();
+        set_current_context(&path, "a").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "current_context = \"a\"\n[contexts.a]\n"
+        );
+    }
+}

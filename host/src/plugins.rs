@@ -1,0 +1,369 @@
+//! Plugin discovery and the provider registry.
+//!
+//! Search path, first hit of a provider type wins: `--plugin-dir` flags, `$QLAM_PLUGIN_PATH`,
+//! the context's `plugin_dirs`, the user's plugin folder, the folder of the `qlam` executable.
+//! Each folder is listed non-recursively; files with the platform's library extension are
+//! loaded in name order. A file that cannot be loaded is reported with one line and skipped.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use qlam_plugin_api::ffi::{load_library, FactoryHandle, LoadError};
+use qlam_plugin_api::{Capabilities, ProviderFactory};
+
+use crate::error::{Error, Result};
+use crate::paths;
+
+/// Where a plugin folder on the search path came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirSource {
+    /// `--plugin-dir`.
+    Flag,
+    /// `$QLAM_PLUGIN_PATH`.
+    Env,
+    /// The context's `plugin_dirs`.
+    Context,
+    /// The user's plugin folder.
+    User,
+    /// The folder of the executable.
+    Executable,
+}
+
+impl DirSource {
+    /// A short name for listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DirSource::Flag => "--plugin-dir",
+            DirSource::Env => "QLAM_PLUGIN_PATH",
+            DirSource::Context => "context",
+            DirSource::User => "user",
+            DirSource::Executable => "executable",
+        }
+    }
+}
+
+/// A folder on the plugin search path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginDir {
+    /// The folder.
+    pub path: PathBuf,
+    /// Where it came from.
+    pub source: DirSource,
+}
+
+/// The search path, in order, without repeats.
+pub fn search_path(
+    flags: &[PathBuf],
+    env_path: Option<&std::ffi::OsStr>,
+    context_dirs: &[PathBuf],
+    include_defaults: bool,
+) -> Vec<PluginDir> {
+    let mut dirs = Vec::new();
+    dirs.extend(flags.iter().map(|p| PluginDir {
+        path: p.clone(),
+        source: DirSource::Flag,
+    }));
+    if let Some(env) = env_path {
+        dirs.extend(
+            std::env::split_paths(env)
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|path| PluginDir {
+                    path,
+                    source: DirSource::Env,
+                }),
+        );
+    }
+    dirs.extend(context_dirs.iter().map(|p| PluginDir {
+        path: p.clone(),
+        source: DirSource::Context,
+    }));
+    if include_defaults {
+        if let Some(p) = paths::user_plugin_dir() {
+            dirs.push(PluginDir {
+                path: p,
+                source: DirSource::User,
+            });
+        }
+        if let Some(p) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+        {
+            dirs.push(PluginDir {
+                path: p,
+                source: DirSource::Executable,
+            });
+        }
+    }
+    let mut seen = HashSet::new();
+    dirs.retain(|d| seen.insert(std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone())));
+    dirs
+}
+
+/// Where a provider type came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A plugin library.
+    Library(PathBuf),
+    /// Registered in-process with [`Registry::register_factory`].
+    InProcess,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Library(p) => write!(f, "`{}`", p.display()),
+            Origin::InProcess => f.write_str("in-process registration"),
+        }
+    }
+}
+
+/// A registered provider type.
+#[derive(Debug, Clone)]
+pub struct ProviderType {
+    /// The type name.
+    pub name: String,
+    /// Its description.
+    pub description: String,
+    /// What its providers can do.
+    pub capabilities: Capabilities,
+    /// Where it came from.
+    pub origin: Origin,
+    pub(crate) factory: FactoryHandle,
+}
+
+/// A provider type that was found again after the first one, and ignored.
+#[derive(Debug, Clone)]
+pub struct Duplicate {
+    /// The type name.
+    pub name: String,
+    /// The one in use.
+    pub kept: Origin,
+    /// The one ignored.
+    pub ignored: Origin,
+}
+
+/// What happened to one library file.
+#[derive(Debug, Clone)]
+pub struct LibraryReport {
+    /// The file.
+    pub path: PathBuf,
+    /// Loaded (with its version and provider types) or refused (with why).
+    pub outcome: LibraryOutcome,
+}
+
+/// The outcome of loading a library.
+#[derive(Debug, Clone)]
+pub enum LibraryOutcome {
+    /// It loaded.
+    Loaded {
+        /// The qlam-plugin-api version it was built with.
+        api_version: String,
+        /// The provider types it exports (including ones shadowed by an earlier plugin).
+        provider_types: Vec<String>,
+        /// Provider types it exports that failed (a panic in `name`, `description`…).
+        errors: Vec<String>,
+    },
+    /// It was refused.
+    Refused(LoadError),
+}
+
+/// A problem found while scanning the search path that is not about one library.
+#[derive(Debug, Clone)]
+pub struct Diagnostic {
+    /// One line for people.
+    pub message: String,
+}
+
+/// The provider types known to a host.
+#[derive(Debug, Default)]
+pub struct Registry {
+    types: IndexMap<String, ProviderType>,
+    libraries: Vec<LibraryReport>,
+    duplicates: Vec<Duplicate>,
+    diagnostics: Vec<Diagnostic>,
+    loaded_paths: HashSet<PathBuf>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Registers an in-process provider type. It goes through the same adapter as a plugin
+    /// library (so a panic in it becomes an error too). A second type with the same name is
+    /// refused.
+    pub fn register_factory(&mut self, factory: Box<dyn ProviderFactory>) -> Result<()> {
+        let handle = FactoryHandle::in_process(factory);
+        let name = handle.name().map_err(|e| {
+            Error::plugin(format!("cannot register an in-process provider type: {e}"))
+        })?;
+        if let Some(existing) = self.types.get(&name) {
+            return Err(Error::plugin(format!(
+                "provider type `{name}` is already registered by {}",
+                existing.origin
+            )));
+        }
+        self.add(name, handle, Origin::InProcess)
+            .map_err(Error::plugin)
+    }
+
+    fn add(
+        &mut self,
+        name: String,
+        factory: FactoryHandle,
+        origin: Origin,
+    ) -> std::result::Result<(), String> {
+        if let Some(existing) = self.types.get(&name) {
+            self.duplicates.push(Duplicate {
+                name,
+                kept: existing.origin.clone(),
+                ignored: origin,
+            });
+            return Ok(());
+        }
+        let description = factory.description().map_err(|e| e.to_string())?;
+        let capabilities = factory.capabilities().map_err(|e| e.to_string())?;
+        self.types.insert(
+            name.clone(),
+            ProviderType {
+                name,
+                description,
+                capabilities,
+                origin,
+                factory,
+            },
+        );
+        Ok(())
+    }
+
+    /// Lists the library files of a folder: the platform's extension, regular files, sorted.
+    pub fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == paths::LIBRARY_EXTENSION))
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+
+    /// Scans the folders in order and loads every library in them.
+    pub fn load_dirs(&mut self, dirs: &[PluginDir]) {
+        for dir in dirs {
+            match Self::list_dir(&dir.path) {
+                Ok(files) => {
+                    for f in files {
+                        self.load_file(&f);
+                    }
+                }
+                Err(e) => {
+                    // Default folders are optional; a folder the user named must exist.
+                    let named = matches!(
+                        dir.source,
+                        DirSource::Flag | DirSource::Env | DirSource::Context
+                    );
+                    if named || e.kind() != std::io::ErrorKind::NotFound {
+                        self.diagnostics.push(Diagnostic {
+                            message: format!(
+                                "plugin folder `{}` (from {}) cannot be read: {e}",
+                                dir.path.display(),
+                                dir.source.as_str()
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Loads one library file and registers its provider types.
+    pub fn load_file(&mut self, path: &Path) -> &LibraryReport {
+        let path = if path.is_absolute() {
+            path.to_owned()
+        } else {
+            std::env::current_dir()
+                .map(|d| d.join(path))
+                .unwrap_or_else(|_| path.to_owned())
+        };
+        if let Some(i) = self.libraries.iter().position(|l| l.path == path) {
+            return &self.libraries[i];
+        }
+        let outcome = if path.is_dir() {
+            LibraryOutcome::Refused(LoadError {
+                path: path.clone(),
+                kind: qlam_plugin_api::ffi::LoadErrorKind::Open,
+                summary: "is a directory, not a shared library".into(),
+                detail: String::new(),
+                api_version: None,
+            })
+        } else {
+            match load_library(&path) {
+                Ok(lib) => {
+                    let mut provider_types = Vec::new();
+                    let mut errors: Vec<String> =
+                        lib.factory_errors.iter().map(|e| e.to_string()).collect();
+                    for (name, handle) in lib.factories {
+                        match self.add(name.clone(), handle, Origin::Library(path.clone())) {
+                            Ok(()) => provider_types.push(name),
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                    self.loaded_paths.insert(path.clone());
+                    LibraryOutcome::Loaded {
+                        api_version: lib.api_version,
+                        provider_types,
+                        errors,
+                    }
+                }
+                Err(e) => LibraryOutcome::Refused(e),
+            }
+        };
+        tracing::debug!(path = %path.display(), ?outcome, "plugin library");
+        self.libraries.push(LibraryReport { path, outcome });
+        self.libraries.last().expect("just pushed")
+    }
+
+    /// A provider type by name.
+    pub fn get(&self, name: &str) -> Option<&ProviderType> {
+        self.types.get(name)
+    }
+
+    /// Every provider type, in registration order.
+    pub fn types(&self) -> impl Iterator<Item = &ProviderType> {
+        self.types.values()
+    }
+
+    /// Every library tried, in order.
+    pub fn libraries(&self) -> &[LibraryReport] {
+        &self.libraries
+    }
+
+    /// Provider types found more than once.
+    pub fn duplicates(&self) -> &[Duplicate] {
+        &self.duplicates
+    }
+
+    /// Problems with the search path itself.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+
+    /// One line per problem: refused libraries, failed provider types, unreadable folders.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.diagnostics.iter().map(|d| d.message.clone()).collect();
+        for lib in &self.libraries {
+            match &lib.outcome {
+                LibraryOutcome::Refused(e) => out.push(e.to_string()),
+                LibraryOutcome::Loaded { errors, .. } => out.extend(
+                    errors
+                        .iter()
+                        .map(|e| format!("plugin `{}`: {e}", lib.path.display())),
+                ),
+            }
+        }
+        out
+    }
+}

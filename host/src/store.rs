@@ -1,0 +1,227 @@
+//! The file credential store: one JSON file per (context, provider), private, replaced
+//! atomically.
+//!
+//! Layout: `<root>/<context>/<provider>.json` with `{"version": 1, "entries": {key: value}}`.
+//! Names are percent-encoded where they are not plain (`[A-Za-z0-9._-]`, no leading dot).
+//! A file that does not parse is moved aside as `*.corrupt-<time>` with a warning and treated
+//! as empty: "not logged in", never a crash.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+/// A credential store in files.
+#[derive(Debug)]
+pub struct FileStore {
+    root: PathBuf,
+    /// Serialises read-modify-write within this process.
+    write_lock: Mutex<()>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Entry {
+    version: u32,
+    entries: BTreeMap<String, String>,
+}
+
+fn encode(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, b) in name.bytes().enumerate() {
+        let plain = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0);
+        if plain {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl FileStore {
+    /// A store rooted at `root` (created on first write, 0700).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        FileStore {
+            root: root.into(),
+            write_lock: Mutex::new(()),
+        }
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file that holds a provider's values.
+    pub fn entry_path(&self, context: &str, provider: &str) -> PathBuf {
+        self.root
+            .join(encode(context))
+            .join(format!("{}.json", encode(provider)))
+    }
+
+    fn read(&self, path: &Path) -> Result<Entry> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Entry::default()),
+            Err(e) => {
+                return Err(Error::store(format!(
+                    "cannot read credential file `{}`: {e}",
+                    path.display()
+                )))
+            }
+        };
+        match serde_json::from_slice::<Entry>(&bytes) {
+            Ok(e) => Ok(e),
+            Err(err) => {
+                let aside = path.with_extension(format!(
+                    "json.corrupt-{}",
+                    chrono::Utc::now().format("%Y%m%dT%H%M%S")
+                ));
+                let moved = std::fs::rename(path, &aside);
+                // The parse error names a line and column, never the content.
+                tracing::warn!(
+                    "credential file `{}` is damaged ({err}); {}; treating it as logged out",
+                    path.display(),
+                    match moved {
+                        Ok(()) => format!("moved it to `{}`", aside.display()),
+                        Err(e) => format!("could not move it aside: {e}"),
+                    }
+                );
+                Ok(Entry::default())
+            }
+        }
+    }
+
+    /// Loads a value.
+    pub fn load(&self, context: &str, provider: &str, key: &str) -> Result<Option<String>> {
+        let path = self.entry_path(context, provider);
+        Ok(self.read(&path)?.entries.remove(key))
+    }
+
+    fn modify(
+        &self,
+        context: &str,
+        provider: &str,
+        f: impl FnOnce(&mut Entry) -> bool,
+    ) -> Result<()> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let path = self.entry_path(context, provider);
+        let mut entry = self.read(&path)?;
+        if !f(&mut entry) {
+            return Ok(());
+        }
+        let dir = path.parent().expect("entry paths have a parent");
+        fsutil::ensure_private_dir(&self.root)
+            .and_then(|()| fsutil::ensure_private_dir(dir))
+            .map_err(|e| {
+                Error::store(format!(
+                    "cannot create credential folder `{}`: {e}",
+                    dir.display()
+                ))
+            })?;
+        if entry.entries.is_empty() {
+            return match std::fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::store(format!(
+                    "cannot delete credential file `{}`: {e}",
+                    path.display()
+                ))),
+            };
+        }
+        entry.version = 1;
+        let bytes = serde_json::to_vec_pretty(&entry).expect("a map of strings serialises");
+        fsutil::write_atomic(&path, &bytes, Some(0o600)).map_err(|e| {
+            Error::store(format!(
+                "cannot write credential file `{}`: {e}",
+                path.display()
+            ))
+        })
+    }
+
+    /// Stores a value, replacing any old one.
+    pub fn store(&self, context: &str, provider: &str, key: &str, value: &str) -> Result<()> {
+        self.modify(context, provider, |e| {
+            e.entries.insert(key.to_owned(), value.to_owned());
+            true
+        })
+    }
+
+    /// Deletes a value; a missing one is not an error.
+    pub fn delete(&self, context: &str, provider: &str, key: &str) -> Result<()> {
+        self.modify(context, provider, |e| e.entries.remove(key).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_encoded() {
+        assert_eq!(encode("corp-sso.v2_x"), "corp-sso.v2_x");
+        assert_eq!(encode("../etc"), "%2E%2E%2Fetc");
+        assert_eq!(encode("a b"), "a%20b");
+    }
+
+    #[test]
+    fn store_load_delete_and_file_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FileStore::new(dir.path().join("creds"));
+        assert_eq!(s.load("dev", "p", "k").unwrap(), None);
+        s.store("dev", "p", "k", "canary").unwrap();
+        s.store("dev", "p", "k2", "v2").unwrap();
+        assert_eq!(s.load("dev", "p", "k").unwrap().as_deref(), Some("canary"));
+        assert_eq!(
+            s.load("prod", "p", "k").unwrap(),
+            None,
+            "contexts are isolated"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&s.entry_path("dev", "p")), 0o600);
+            assert_eq!(mode(&dir.path().join("creds")), 0o700);
+            assert_eq!(mode(&dir.path().join("creds/dev")), 0o700);
+        }
+        s.delete("dev", "p", "k").unwrap();
+        s.delete("dev", "p", "missing").unwrap();
+        assert_eq!(s.load("dev", "p", "k").unwrap(), None);
+        s.delete("dev", "p", "k2").unwrap();
+        assert!(
+            !s.entry_path("dev", "p").exists(),
+            "an empty entry leaves no file"
+        );
+    }
+
+    #[test]
+    fn corrupt_file_is_moved_aside_and_reads_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FileStore::new(dir.path());
+        let p = s.entry_path("dev", "p");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        for garbage in [&b""[..], b"{\"version\":1,\"entr", b"\xff\xfe garbage"] {
+            std::fs::write(&p, garbage).unwrap();
+            assert_eq!(s.load("dev", "p", "k").unwrap(), None);
+            assert!(!p.exists());
+        }
+        let aside = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".corrupt-")
+            })
+            .count();
+        assert!(aside >= 1);
+        s.store("dev", "p", "k", "v").unwrap();
+        assert_eq!(s.load("dev", "p", "k").unwrap().as_deref(), Some("v"));
+    }
+}
