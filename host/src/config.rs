@@ -57,7 +57,8 @@ pub struct ProviderConfig {
     pub provider_type: String,
     /// Every other key, as a JSON object.
     pub config: Value,
-    /// The line (1-based) where the entry's `name` is, for messages.
+    /// The line (1-based) where the entry starts (its `[[…auth_providers]]` header), for
+    /// messages.
     pub line: usize,
 }
 
@@ -338,7 +339,7 @@ when = 1979-05-27T07:32:00Z
         let p = &dev.auth_providers[0];
         assert_eq!(
             (p.name.as_str(), p.provider_type.as_str(), p.line),
-            ("corp-sso", "oauth", 7)
+            ("corp-sso", "oauth", 6)
         );
         assert_eq!(
             p.config,
@@ -364,14 +365,14 @@ when = 1979-05-27T07:32:00Z
         let e = parse("[contexts.dev]\n[[contexts.dev.auth_providers]]\nname='a'\nprovider='x'\n[[contexts.dev.auth_providers]]\nname='a'\nprovider='y'\n").unwrap_err();
         assert!(
             e.message()
-                .contains(":6:1: duplicate provider name `a` in context `dev` (first at line 3)"),
+                .contains(":5:1: duplicate provider name `a` in context `dev` (first at line 2)"),
             "{e}"
         );
         let e =
             parse("[contexts.dev]\n[[contexts.dev.auth_providers]]\nprovider='x'\n").unwrap_err();
         assert!(
             e.message()
-                .contains(":3:1: a provider in context `dev` has no `name`"),
+                .contains(":2:1: a provider in context `dev` has no `name`"),
             "{e}"
         );
         let e = parse("colour = 1\n").unwrap_err();

@@ -28,6 +28,7 @@ mod client;
 pub mod config;
 mod error;
 pub mod fsutil;
+mod libcheck;
 pub mod paths;
 pub mod plugins;
 mod services;

@@ -291,11 +291,11 @@ impl Registry {
         if let Some(i) = self.libraries.iter().position(|l| l.path == path) {
             return &self.libraries[i];
         }
-        let outcome = if path.is_dir() {
+        let outcome = if let Some(summary) = crate::libcheck::problem(&path) {
             LibraryOutcome::Refused(LoadError {
                 path: path.clone(),
                 kind: qlam_plugin_api::ffi::LoadErrorKind::Open,
-                summary: "is a directory, not a shared library".into(),
+                summary,
                 detail: String::new(),
                 api_version: None,
             })
@@ -321,7 +321,20 @@ impl Registry {
                 Err(e) => LibraryOutcome::Refused(e),
             }
         };
-        tracing::debug!(path = %path.display(), ?outcome, "plugin library");
+        match &outcome {
+            LibraryOutcome::Loaded {
+                api_version,
+                provider_types,
+                ..
+            } => {
+                tracing::debug!(
+                    "loaded plugin `{}` (plugin-api {api_version}): {}",
+                    path.display(),
+                    provider_types.join(", ")
+                )
+            }
+            LibraryOutcome::Refused(e) => tracing::debug!("refused {e}"),
+        }
         self.libraries.push(LibraryReport { path, outcome });
         self.libraries.last().expect("just pushed")
     }

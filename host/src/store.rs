@@ -164,7 +164,8 @@ mod tests {
     #[test]
     fn names_are_encoded() {
         assert_eq!(encode("corp-sso.v2_x"), "corp-sso.v2_x");
-        assert_eq!(encode("../etc"), "%2E%2E%2Fetc");
+        assert_eq!(encode("../etc"), "%2E.%2Fetc");
+        assert_eq!(encode(".hidden"), "%2Ehidden");
         assert_eq!(encode("a b"), "a%20b");
     }
 

@@ -243,7 +243,11 @@ thread_local! {
 #[doc(hidden)]
 pub fn __plugin_module(make: fn() -> Vec<Box<dyn ProviderFactory>>) -> PluginModRef {
     install_panic_hook();
-    let boxes: Vec<FfiFactoryBox> = make().into_iter().map(ffi_factory).collect();
+    let boxes: Vec<FfiFactoryBox> = make()
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| ffi_factory(f, &format!("#{}", i + 1)))
+        .collect();
     let factories: &'static [FfiFactoryBox] = Box::leak(boxes.into_boxed_slice());
     PluginMod {
         api_version: RStr::from_str(API_VERSION),
@@ -326,10 +330,15 @@ fn unsupported(who: &dyn fmt::Display, what: &str) -> Error {
 // ---------------------------------------------------------------------------------------------
 // Plugin edge: adapters from the Rust traits to the FFI traits
 
-struct TypeLabel<'a>(&'a str);
+/// A provider type in messages: its name, or its position in the library's list when its
+/// `name` panicked.
+struct TypeLabel<'a>(&'a Result<String, String>);
 impl fmt::Display for TypeLabel<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "provider type `{}`", self.0)
+        match self.0 {
+            Ok(name) => write!(f, "provider type `{name}`"),
+            Err(position) => write!(f, "provider type {position}"),
+        }
     }
 }
 
@@ -360,14 +369,14 @@ impl<T> DropGuard<T> {
 
 struct FactoryAdapter {
     inner: DropGuard<Box<dyn ProviderFactory>>,
-    /// The type name for panic messages, read once; a factory whose `name` panics is labelled
-    /// by its position instead.
-    label: String,
+    /// The type name for messages, read once; a factory whose `name` panics is labelled by
+    /// its position instead.
+    label: Result<String, String>,
 }
 
-fn ffi_factory(factory: Box<dyn ProviderFactory>) -> FfiFactoryBox {
+fn ffi_factory(factory: Box<dyn ProviderFactory>, position: &str) -> FfiFactoryBox {
     let label = catch_unwind(AssertUnwindSafe(|| factory.name().to_owned()))
-        .unwrap_or_else(|_| "<unnamed>".to_owned());
+        .map_err(|_| position.to_owned());
     FfiFactory_TO::from_value(
         FactoryAdapter {
             inner: DropGuard(Some(factory)),
@@ -669,7 +678,7 @@ impl FactoryHandle {
     /// factory lives for the rest of the process, like a plugin library's.
     pub fn in_process(factory: Box<dyn ProviderFactory>) -> FactoryHandle {
         FactoryHandle {
-            inner: Box::leak(Box::new(ffi_factory(factory))),
+            inner: Box::leak(Box::new(ffi_factory(factory, "(in-process)"))),
         }
     }
 
@@ -977,6 +986,7 @@ pub fn load_library(path: &Path) -> std::result::Result<LoadedLibrary, LoadError
         let handle = FactoryHandle { inner: f };
         match handle.name() {
             Ok(name) => factories.push((name, handle)),
+            Err(e) if e.kind() == ErrorKind::Panic => factory_errors.push(e),
             Err(e) => factory_errors.push(e.context(format_args!("provider type #{}", i + 1))),
         }
     }

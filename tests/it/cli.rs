@@ -1,0 +1,350 @@
+//! Every `qlam` command end to end, with the bundled plugins, exact JSON shapes and the exit
+//! codes of DESIGN.md.
+
+use serde_json::json;
+
+use crate::util::{run, Home, DEMO_CONFIG};
+
+#[test]
+fn login_status_headers_token_logout_with_the_basic_and_token_providers() {
+    let home = Home::new();
+    home.write_config(DEMO_CONFIG);
+
+    let run = home.run(&["--output", "json", "auth", "status"]);
+    run.ok();
+    assert_eq!(
+        run.json(),
+        json!([
+            {"name": "basic-demo", "type": "basic", "status": "available", "description": "Username and password",
+             "capabilities": ["headers", "login"], "extra_info": {}},
+            {"name": "token-demo", "type": "token", "status": "available", "description": "Bearer token from store",
+             "capabilities": ["headers", "login", "token"], "extra_info": {"header": "Authorization", "source": "store"}},
+            {"name": "env-key", "type": "token", "status": "available", "description": "Bearer token from env:QLAM_TEST_API_KEY",
+             "capabilities": ["headers", "token"], "extra_info": {"header": "X-API-Key", "source": "env:QLAM_TEST_API_KEY"}},
+        ])
+    );
+
+    // Not logged in: exit 3 with what to do.
+    let r = home.run(&["auth", "headers", "basic-demo"]);
+    r.code(3);
+    assert_eq!(
+        r.stderr,
+        "error: provider `basic-demo` is not logged in; run `qlam auth login basic-demo`\n"
+    );
+    let r = home.run(&["--output", "json", "auth", "token", "token-demo"]);
+    r.code(3);
+    assert_eq!(
+        r.json(),
+        json!({"error": {"kind": "not_authenticated", "message": "provider `token-demo` is not logged in; run `qlam auth login token-demo`"}})
+    );
+
+    // Log in; the answers come from stdin (a script), one line per prompt.
+    let r = home.run_stdin(&["auth", "login", "basic-demo"], "ann\nopen-sesame\n");
+    r.ok();
+    assert_eq!(r.stderr, "Logged in to `basic-demo`\n");
+    let r = home.run_stdin(
+        &["--output", "json", "auth", "login", "token-demo"],
+        "tok-123\n",
+    );
+    r.ok();
+    assert_eq!(
+        r.json(),
+        json!([{"provider": "token-demo", "ok": true, "done": true, "warnings": []}])
+    );
+
+    let r = home.run(&["auth", "headers", "basic-demo"]);
+    r.ok();
+    assert_eq!(r.stdout, "Authorization: Basic YW5uOm9wZW4tc2VzYW1l\n");
+    let r = home.run(&["--output", "json", "auth", "headers", "token-demo"]);
+    r.ok();
+    assert_eq!(r.json(), json!({"Authorization": "Bearer tok-123"}));
+    let r = home.run(&["auth", "token", "token-demo"]);
+    r.ok();
+    assert_eq!(r.stdout, "tok-123\n");
+    let r = home.run(&["auth", "token", "token-demo", "--format", "json"]);
+    assert_eq!(r.json(), json!({"token": "tok-123", "expires_at": null}));
+    let r = home.run(&["auth", "token", "token-demo", "--format", "exec-credential"]);
+    assert_eq!(
+        r.json(),
+        json!({"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "status": {"token": "tok-123"}})
+    );
+    let r = home.run(&["auth", "token", "basic-demo"]);
+    r.code(1);
+    assert_eq!(
+        r.stderr,
+        "error: provider `basic-demo` (type `basic`) does not support tokens\n"
+    );
+
+    let r = home.run(&["auth", "status"]);
+    r.ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "TYPE", "STATUS", "DESCRIPTION", "EXTRA"]
+    );
+    assert!(
+        lines[1].starts_with("basic-demo  basic  authenticated  Username and password"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        lines[2].starts_with("token-demo  token  authenticated"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        lines[3].starts_with("env-key     token  available"),
+        "{}",
+        r.stdout
+    );
+
+    let r = home.run(&["auth", "credential", "basic-demo"]);
+    r.ok();
+    let c = r.json();
+    assert_eq!(c["kind"], "basic");
+    assert_eq!(c["username"], "ann");
+    assert_eq!(c["status"], "authenticated");
+    assert!(c["login_time"].as_str().unwrap().ends_with('Z'));
+    let r = home.run(&["auth", "credential", "token-demo"]);
+    assert_eq!(
+        r.json(),
+        json!({"name": "token-demo", "status": "authenticated", "kind": "vendor", "type": "token",
+               "fields": {"source": "store"}, "secrets": {"token": "REDACTED"}})
+    );
+    let r = home.run(&["auth", "credential", "token-demo", "--show-secrets"]);
+    assert_eq!(r.json()["secrets"]["token"], "tok-123");
+
+    // Refresh: none of these providers can refresh.
+    let r = home.run(&["auth", "refresh"]);
+    r.ok();
+    assert_eq!(r.stderr, "no provider in context `demo` supports refresh\n");
+    let r = home.run(&["auth", "refresh", "token-demo"]);
+    r.code(1);
+    assert!(
+        r.stderr.contains("does not support refresh"),
+        "{}",
+        r.stderr
+    );
+
+    // Logout of everything that supports it.
+    let r = home.run(&["--output", "json", "auth", "logout"]);
+    r.ok();
+    assert_eq!(
+        r.json(),
+        json!([
+            {"provider": "basic-demo", "ok": true, "done": true, "warnings": []},
+            {"provider": "token-demo", "ok": true, "done": true, "warnings": []},
+        ])
+    );
+    home.run(&["auth", "headers", "basic-demo"]).code(3);
+    assert!(!home.store_dir().join("demo/basic-demo.json").exists());
+}
+
+#[test]
+fn non_interactive_login_without_input_fails_clearly_and_stores_nothing() {
+    let home = Home::new();
+    home.write_config(DEMO_CONFIG);
+    let r = home.run(&["auth", "login", "basic-demo"]);
+    r.code(1);
+    assert_eq!(
+        r.stderr,
+        "error: `Username` needs an answer, but standard input is closed; run in a terminal or pipe the answer\n"
+    );
+    assert!(!home.store_dir().exists());
+}
+
+#[test]
+fn login_all_is_best_effort() {
+    let home = Home::new();
+    home.write_config(DEMO_CONFIG);
+    // Enough input for basic-demo; token-demo then finds stdin closed.
+    let r = home.run_stdin(&["--output", "json", "auth", "login"], "ann\npw\n");
+    r.code(1);
+    assert_eq!(
+        r.json(),
+        json!([
+            {"provider": "basic-demo", "ok": true, "done": true, "warnings": []},
+            {"provider": "token-demo", "ok": false, "warnings": [], "error": {"kind": "interaction",
+             "message": "`Token for token-demo` needs an answer, but standard input is closed; run in a terminal or pipe the answer"}},
+        ])
+    );
+    home.run(&["auth", "headers", "basic-demo"]).ok();
+}
+
+#[test]
+fn command_tokens_are_cached_until_expiry_and_contexts_select_providers() {
+    let home = Home::new();
+    home.write_config(DEMO_CONFIG);
+    let r = home.run(&[
+        "--context",
+        "other",
+        "auth",
+        "token",
+        "cmd",
+        "--format",
+        "json",
+    ]);
+    r.ok();
+    assert_eq!(
+        r.json(),
+        json!({"token": "from-command", "expires_at": "2099-01-01T00:00:00Z"})
+    );
+    let r = run(home
+        .qlam()
+        .env("QLAM_CONTEXT", "other")
+        .args(["auth", "headers", "cmd"]));
+    r.ok();
+    assert_eq!(r.stdout, "Authorization: Bearer from-command\n");
+    // In context `demo` there is no provider `cmd`: a usage error.
+    let r = home.run(&["auth", "token", "cmd"]);
+    r.code(2);
+    assert_eq!(r.stderr, "error: no provider `cmd` in context `demo`; `qlam auth status` lists the configured ones\n");
+    let r = home.run(&["--context", "nope", "auth", "status"]);
+    r.code(2);
+    assert!(r.stderr.contains("no context `nope` in `"), "{}", r.stderr);
+}
+
+#[test]
+fn context_list_current_use_keep_the_file_intact() {
+    let home = Home::new();
+    let path = home.write_config(DEMO_CONFIG);
+    let r = home.run(&["context", "list"]);
+    r.ok();
+    assert_eq!(r.stdout, "* demo\n  other\n");
+    let r = home.run(&["--output", "json", "context", "list"]);
+    assert_eq!(
+        r.json(),
+        json!([
+            {"name": "demo", "current": true, "providers": ["basic-demo", "token-demo", "env-key"]},
+            {"name": "other", "current": false, "providers": ["cmd"]},
+        ])
+    );
+    assert_eq!(home.run(&["context", "current"]).stdout, "demo\n");
+    let r = home.run(&["context", "use", "other"]);
+    r.ok();
+    assert_eq!(r.stderr, "Switched to context `other`\n");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        DEMO_CONFIG.replace("current_context = \"demo\"", "current_context = \"other\"")
+    );
+    assert_eq!(
+        home.run(&["--output", "json", "context", "current"]).json(),
+        json!({"current_context": "other"})
+    );
+    let before = std::fs::read_to_string(&path).unwrap();
+    let r = home.run(&["context", "use", "missing"]);
+    r.code(2);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        before,
+        "a failed switch changes nothing"
+    );
+}
+
+#[test]
+fn config_path_and_validate() {
+    let home = Home::new();
+    let r = home.run(&["--output", "json", "config", "path"]);
+    r.ok();
+    assert_eq!(
+        r.json(),
+        json!({"path": home.config_path(), "exists": false})
+    );
+    let r = home.run(&["config", "validate"]);
+    r.code(1);
+    assert!(
+        r.stderr.contains("there is no config file at"),
+        "{}",
+        r.stderr
+    );
+
+    home.write_config(DEMO_CONFIG);
+    let r = home.run(&["--output", "json", "config", "validate"]);
+    r.ok();
+    assert_eq!(
+        r.json(),
+        json!({"path": home.config_path(), "valid": true, "contexts": 2, "providers": 4, "problems": []})
+    );
+
+    // A provider setting the provider refuses, and a type no plugin provides.
+    let path = home.write_config(
+        "[contexts.c]\n[[contexts.c.auth_providers]]\nname = \"t\"\nprovider = \"token\"\nevn = \"X\"\n\n[[contexts.c.auth_providers]]\nname = \"sso\"\nprovider = \"oauth\"\n",
+    );
+    let r = home.run(&["--output", "json", "config", "validate"]);
+    r.code(4);
+    let v = r.json();
+    assert_eq!(v["valid"], false);
+    assert_eq!(
+        v["problems"][0],
+        json!({"context": "c", "provider": "t", "kind": "configuration",
+               "message": format!("provider `t` in context `c` (`{}` line 2): invalid token provider config: unknown field `evn`, expected one of `env`, `file`, `command`, `header`, `scheme`, `timeout_secs`", path.display())})
+    );
+    assert_eq!(v["problems"][1]["kind"], "plugin");
+    // The same configuration error when the provider is used.
+    let r = home.run(&["auth", "token", "t"]);
+    r.code(1);
+    assert!(r.stderr.contains("unknown field `evn`"), "{}", r.stderr);
+}
+
+#[test]
+fn malformed_config_names_file_line_and_column() {
+    let home = Home::new();
+    let path = home.write_config("current_context = \"a\"\n[contexts.a]\nplugin_dirs = [\"x\"\n");
+    for args in [
+        &["auth", "status"][..],
+        &["context", "list"],
+        &["config", "validate"],
+    ] {
+        let r = home.run(args);
+        r.code(1);
+        assert!(
+            r.stderr
+                .starts_with(&format!("error: `{}`:4:1: ", path.display())),
+            "{args:?}:\n{}",
+            r.stderr
+        );
+    }
+    // plugins list still works with a broken config.
+    let r = home.run(&["plugins", "list"]);
+    r.ok();
+    assert!(r.stderr.starts_with("warning: `"), "{}", r.stderr);
+}
+
+#[test]
+fn usage_errors_exit_2_and_completions_print_a_script() {
+    let home = Home::new();
+    let r = home.run(&["auth", "frobnicate"]);
+    r.code(2);
+    let r = home.run(&["auth", "token"]);
+    r.code(2);
+    for shell in ["bash", "zsh", "fish"] {
+        let r = home.run(&["completions", shell]);
+        r.ok();
+        assert!(r.stdout.contains("qlam"), "{shell}");
+        assert!(
+            r.stdout.contains("headers"),
+            "{shell}: subcommands are completed"
+        );
+    }
+    let r = home.run(&["--help"]);
+    r.ok();
+    assert!(r.stdout.contains("auth"));
+}
+
+#[test]
+fn no_config_at_all() {
+    let home = Home::new();
+    let r = home.run(&["auth", "status"]);
+    r.ok();
+    assert_eq!(
+        r.stderr,
+        "no context is configured; `qlam config path` shows where the config file goes\n"
+    );
+    let r = home.run(&["auth", "token", "x"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("there is no config file at"),
+        "{}",
+        r.stderr
+    );
+}

@@ -1,0 +1,1 @@
+//! Shared helpers live in `it/util`; this library is empty.

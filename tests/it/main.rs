@@ -1,0 +1,9 @@
+//! Integration and end-to-end tests of qlam: the real `qlam` binary, real plugin libraries
+//! built by cargo and loaded through the stable ABI, fixture plugins that misbehave.
+//! One test binary; shared helpers in `util`.
+
+mod cli;
+mod client;
+mod plugins;
+mod secrets;
+mod util;

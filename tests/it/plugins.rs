@@ -1,0 +1,401 @@
+//! Loading plugins: good ones register, every kind of bad file gives one clear line and the
+//! good plugins keep working; panics in provider code never abort the host.
+
+use crate::util::{artifacts, fixture, install, lib_name, Home, DEMO_CONFIG};
+
+fn refused_line<'a>(run: &'a crate::util::Run, file: &str) -> &'a str {
+    let lines: Vec<&str> = run
+        .warnings()
+        .into_iter()
+        .filter(|l| l.contains(file))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "exactly one line for `{file}`:\n{}",
+        run.stderr
+    );
+    lines[0]
+}
+
+#[test]
+fn bundled_plugins_are_listed_with_their_api_version() {
+    let home = Home::new();
+    let run = home.run(&["--output", "json", "plugins", "list"]);
+    run.ok();
+    let v = run.json();
+    assert_eq!(v["api_version"], qlam_plugin_api::API_VERSION);
+    let libs = v["libraries"].as_array().unwrap();
+    assert_eq!(libs.len(), 2, "{v:#}");
+    let a = artifacts();
+    assert_eq!(
+        libs[0],
+        serde_json::json!({
+            "path": a.basic_lib, "status": "loaded", "api_version": qlam_plugin_api::API_VERSION,
+            "provider_types": ["basic"], "errors": [],
+        })
+    );
+    assert_eq!(libs[1]["provider_types"], serde_json::json!(["token"]));
+    assert_eq!(v["problems"], serde_json::json!([]));
+    // Text form: one row per library, on stdout.
+    let run = home.run(&["plugins", "list"]);
+    run.ok();
+    let rows: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(rows.len(), 3, "{}", run.stdout);
+    assert!(rows[0].starts_with("STATUS"));
+    assert!(
+        rows[1].starts_with("loaded") && rows[1].ends_with("basic"),
+        "{}",
+        rows[1]
+    );
+}
+
+#[test]
+fn two_plugins_dropped_in_one_folder_both_register() {
+    let home = Home::new();
+    let dir = home.path().join("plugins");
+    let a = artifacts();
+    install(&a.token_lib, &dir, &lib_name("vendor-token"));
+    install(&a.basic_lib, &dir, &lib_name("vendor-basic"));
+    home.write_config(DEMO_CONFIG);
+    // A qlam with no plugins of its own: everything comes from the dropped-in folder.
+    let run = crate::util::run(home.bare_qlam().args([
+        "--plugin-dir",
+        dir.to_str().unwrap(),
+        "--output",
+        "json",
+        "plugins",
+        "list",
+    ]));
+    run.ok();
+    let v = run.json();
+    let types: Vec<&str> = v["libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| {
+            l["provider_types"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(types, ["basic", "token"]);
+    let run = crate::util::run(home.bare_qlam().env("QLAM_TEST_API_KEY", "k1").args([
+        "--plugin-dir",
+        dir.to_str().unwrap(),
+        "auth",
+        "headers",
+        "env-key",
+    ]));
+    run.ok();
+    assert_eq!(run.stdout, "X-API-Key: k1\n");
+    // The same folder through $QLAM_PLUGIN_PATH.
+    let run = crate::util::run(
+        home.bare_qlam()
+            .env("QLAM_TEST_API_KEY", "k2")
+            .env("QLAM_PLUGIN_PATH", &dir)
+            .args(["auth", "headers", "env-key"]),
+    );
+    run.ok();
+    assert_eq!(run.stdout, "X-API-Key: k2\n");
+}
+
+#[test]
+fn without_any_plugin_the_provider_type_is_unknown_exit_4() {
+    let home = Home::new();
+    home.write_config(DEMO_CONFIG);
+    let run = crate::util::run(home.bare_qlam().args(["auth", "headers", "env-key"]));
+    run.code(4);
+    assert!(
+        run.stderr.contains("provider `env-key` (`")
+            && run
+                .stderr
+                .contains("has type `token`, which no loaded plugin provides"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn every_bad_file_gives_one_line_and_good_plugins_still_work() {
+    let home = Home::new();
+    home.write_config(DEMO_CONFIG);
+    let dir = home.path().join("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notalib.so"), "this is text, not a library\n").unwrap();
+    std::fs::write(dir.join("empty.so"), "").unwrap();
+    std::fs::create_dir(dir.join("folder.so")).unwrap();
+    let token = std::fs::read(&artifacts().token_lib).unwrap();
+    std::fs::write(dir.join("truncated.so"), &token[..token.len() / 3]).unwrap();
+    let mut other_arch = token.clone();
+    other_arch[18] = 183; // e_machine: aarch64
+    other_arch[19] = 0;
+    std::fs::write(dir.join("otherarch.so"), &other_arch).unwrap();
+    install(
+        &fixture("qlam-fixture-changed-layout"),
+        &dir,
+        "changed-layout.so",
+    );
+    install(&fixture("qlam-fixture-old-api"), &dir, "old-api.so");
+    install(
+        &fixture("qlam-fixture-panicky-loader"),
+        &dir,
+        "panicky-loader.so",
+    );
+    let system_lib = [
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib64/libz.so.1",
+        "/lib64/libm.so.6",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("a system shared library to copy (libz or libm)");
+    install(std::path::Path::new(system_lib), &dir, "system.so");
+
+    let run = crate::util::run(home.qlam().env("QLAM_TEST_API_KEY", "still-works").args([
+        "--plugin-dir",
+        dir.to_str().unwrap(),
+        "auth",
+        "headers",
+        "env-key",
+    ]));
+    run.ok();
+    assert_eq!(run.stdout, "X-API-Key: still-works\n");
+    let expect = [
+        ("notalib.so", "is not a shared library (no ELF header)"),
+        ("empty.so", "is empty (0 bytes), not a shared library"),
+        ("folder.so", "is not a regular file"),
+        ("truncated.so", "is truncated or damaged"),
+        (
+            "otherarch.so",
+            "is built for aarch64, but this qlam runs on",
+        ),
+        (
+            "changed-layout.so",
+            "its interface layout is incompatible with qlam-plugin-api",
+        ),
+        (
+            "old-api.so",
+            "built against qlam-plugin-api 0.0.9, but this qlam loads 0.",
+        ),
+        (
+            "panicky-loader.so",
+            "panicked while loading its provider list",
+        ),
+        (
+            "system.so",
+            "not a qlam plugin (the library exports no qlam root module)",
+        ),
+    ];
+    for (file, text) in expect {
+        if file == "otherarch.so" && std::env::consts::ARCH != "x86_64" {
+            continue;
+        }
+        let line = refused_line(&run, file);
+        assert!(
+            line.starts_with(&format!("warning: plugin `{}`: ", dir.join(file).display())),
+            "{line}"
+        );
+        assert!(
+            line.contains(text),
+            "`{file}`: expected `{text}` in\n{line}"
+        );
+    }
+    assert_eq!(
+        run.warnings().len(),
+        expect.len(),
+        "nothing else is reported:\n{}",
+        run.stderr
+    );
+    // The layout differences are shown only with -v.
+    assert!(!run.stderr.contains("Layout of expected type"));
+    let verbose = crate::util::run(home.qlam().args([
+        "-v",
+        "--plugin-dir",
+        dir.to_str().unwrap(),
+        "plugins",
+        "list",
+    ]));
+    verbose.ok();
+    assert!(
+        verbose.stderr.contains("Layout of expected type"),
+        "{}",
+        verbose.stderr
+    );
+}
+
+#[test]
+fn inspect_shows_why_a_library_is_refused() {
+    let home = Home::new();
+    let run = home.run(&[
+        "--output",
+        "json",
+        "plugins",
+        "inspect",
+        fixture("qlam-fixture-old-api").to_str().unwrap(),
+    ]);
+    run.code(4);
+    let v = run.json();
+    assert_eq!(v["status"], "refused");
+    assert_eq!(v["api_version"], "0.0.9");
+    assert_eq!(v["host_api_version"], qlam_plugin_api::API_VERSION);
+    assert_eq!(v["error_kind"], "IncompatibleVersion");
+    let run = home.run(&[
+        "plugins",
+        "inspect",
+        artifacts().token_lib.to_str().unwrap(),
+    ]);
+    run.ok();
+    assert!(
+        run.stdout.contains("status:       loaded"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("provider:     token — "),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_missing_plugin_dir_is_reported_and_the_rest_works() {
+    let home = Home::new();
+    home.write_config(DEMO_CONFIG);
+    let missing = home.path().join("no-such-dir");
+    let run = crate::util::run(home.qlam().env("QLAM_TEST_API_KEY", "x").args([
+        "--plugin-dir",
+        missing.to_str().unwrap(),
+        "auth",
+        "token",
+        "env-key",
+    ]));
+    run.ok();
+    assert_eq!(run.stdout, "x\n");
+    assert_eq!(run.warnings().len(), 1, "{}", run.stderr);
+    assert!(run.warnings()[0].starts_with(&format!(
+        "warning: plugin folder `{}` (from --plugin-dir) cannot be read:",
+        missing.display()
+    )));
+}
+
+#[test]
+fn duplicate_provider_types_first_wins_and_both_origins_are_reported() {
+    let home = Home::new();
+    let dir = home.path().join("first");
+    install(&artifacts().token_lib, &dir, &lib_name("my-token"));
+    let run = home.run(&[
+        "--plugin-dir",
+        dir.to_str().unwrap(),
+        "--output",
+        "json",
+        "plugins",
+        "list",
+    ]);
+    run.ok();
+    let v = run.json();
+    assert_eq!(
+        v["duplicates"],
+        serde_json::json!([{
+            "provider_type": "token",
+            "kept": format!("`{}`", dir.join(lib_name("my-token")).display()),
+            "ignored": format!("`{}`", artifacts().token_lib.display()),
+        }])
+    );
+    let text = home.run(&["--plugin-dir", dir.to_str().unwrap(), "plugins", "list"]);
+    assert!(
+        text.stderr.contains("note: provider type `token` from `"),
+        "{}",
+        text.stderr
+    );
+}
+
+#[test]
+fn panics_in_every_provider_call_become_errors_naming_the_provider() {
+    let home = Home::new();
+    let dir = home.path().join("p");
+    install(&fixture("qlam-fixture-panicky"), &dir, "panicky.so");
+    home.write_config(
+        "[contexts.c]\n[[contexts.c.auth_providers]]\nname = \"boom\"\nprovider = \"panicky\"\n[[contexts.c.auth_providers]]\nname = \"boom-build\"\nprovider = \"panicky-build\"\n[[contexts.c.auth_providers]]\nname = \"ok\"\nprovider = \"token\"\nenv = \"QLAM_TEST_API_KEY\"\n",
+    );
+    let d = dir.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["auth", "headers", "boom"],
+            "provider `boom` panicked in `headers`: headers exploded after 42 requests at ",
+        ),
+        (
+            &["auth", "token", "boom"],
+            "provider `boom` panicked in `token`: index out of bounds",
+        ),
+        (
+            &["auth", "login", "boom"],
+            "provider `boom` panicked in `login`: a non-string panic payload",
+        ),
+        (
+            &["auth", "logout", "boom"],
+            "provider `boom` panicked in `logout`: logout exploded",
+        ),
+        (
+            &["auth", "refresh", "boom"],
+            "provider `boom` panicked in `refresh`: refresh exploded",
+        ),
+        (
+            &["auth", "credential", "boom"],
+            "provider `boom` panicked in `credential`: credential exploded",
+        ),
+        (
+            &["auth", "headers", "boom-build"],
+            "provider type `panicky-build` panicked in `build`: build exploded",
+        ),
+    ];
+    for (args, text) in cases {
+        let mut full = vec!["--plugin-dir", d];
+        full.extend_from_slice(args);
+        let run = home.run(&full);
+        run.code(1);
+        assert!(
+            run.stderr.contains(text),
+            "{args:?}: expected `{text}` in\n{}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("panicked at"),
+            "the plugin's default panic hook is silenced:\n{}",
+            run.stderr
+        );
+    }
+    // Status survives the panics of one provider and shows the others.
+    let run = crate::util::run(home.qlam().env("QLAM_TEST_API_KEY", "v").args([
+        "--plugin-dir",
+        d,
+        "--output",
+        "json",
+        "auth",
+        "status",
+    ]));
+    run.ok();
+    let v = run.json();
+    assert_eq!(v[0]["status"], "error");
+    assert!(
+        v[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("panicked in `is_authenticated`"),
+        "{v:#}"
+    );
+    assert_eq!(v[1]["status"], "error");
+    assert_eq!(v[2]["status"], "authenticated");
+    // The type whose name panics is reported once, by position.
+    let lines: Vec<&str> = run.warnings();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert!(
+        lines[0].contains("provider type #3 panicked in `name`: name exploded"),
+        "{}",
+        lines[0]
+    );
+}

@@ -1,0 +1,340 @@
+//! Shared test helpers: build the real `qlam` binary and plugin libraries once, lay them out
+//! like an installation, and run `qlam` in an isolated home.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Where the built artifacts are laid out for this test process.
+pub struct Artifacts {
+    /// `qlam` and the bundled plugins side by side, as `cargo build` leaves them.
+    pub bin_dir: PathBuf,
+    /// `qlam` alone: no plugin in the executable's folder.
+    pub bare_dir: PathBuf,
+    /// The fixture plugins (panicking, incompatible…).
+    pub fixtures_dir: PathBuf,
+    /// The bundled plugin files by short name (`token`, `basic`).
+    pub token_lib: PathBuf,
+    pub basic_lib: PathBuf,
+}
+
+pub const LIB_EXT: &str = std::env::consts::DLL_EXTENSION;
+
+pub fn lib_name(crate_name: &str) -> String {
+    let stem = crate_name.replace('-', "_");
+    if cfg!(windows) {
+        format!("{stem}.{LIB_EXT}")
+    } else {
+        format!("lib{stem}.{LIB_EXT}")
+    }
+}
+
+fn cargo(args: &[&str], root: &Path) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(root)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
+    assert!(
+        status.success(),
+        "`cargo {}` failed: {status}",
+        args.join(" ")
+    );
+}
+
+fn link_or_copy(from: &Path, to: &Path) {
+    let _ = std::fs::remove_file(to);
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to)
+            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
+    }
+}
+
+/// Builds everything once per test process (cargo skips what is up to date).
+pub fn artifacts() -> &'static Artifacts {
+    static A: OnceLock<Artifacts> = OnceLock::new();
+    A.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root")
+            .to_path_buf();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .map(|t| if t.is_absolute() { t } else { root.join(t) })
+            .unwrap_or_else(|| root.join("target"));
+        // The plugins are cdylibs, which cargo does not build for tests: build them (and the
+        // qlam binary) here, in their own target dir so this never waits on the lock of the
+        // `cargo test` that runs us.
+        let main_target = target.join("qlam-it");
+        let fixtures_target = target.join("fixtures");
+        let mt = main_target.to_string_lossy().into_owned();
+        let ft = fixtures_target.to_string_lossy().into_owned();
+        cargo(
+            &[
+                "build",
+                "--quiet",
+                "-p",
+                "qlam-host",
+                "-p",
+                "qlam-provider-token",
+                "-p",
+                "qlam-provider-basic",
+                "--target-dir",
+                &mt,
+            ],
+            &root,
+        );
+        cargo(
+            &[
+                "build",
+                "--quiet",
+                "--manifest-path",
+                "tests/fixtures/Cargo.toml",
+                "--target-dir",
+                &ft,
+            ],
+            &root,
+        );
+        let built = main_target.join("debug");
+        let run = target
+            .join("qlam-it-runs")
+            .join(std::process::id().to_string());
+        let _ = std::fs::remove_dir_all(&run);
+        let (bin_dir, bare_dir, fixtures_dir) =
+            (run.join("bin"), run.join("bare"), run.join("fixtures"));
+        for d in [&bin_dir, &bare_dir, &fixtures_dir] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let exe = format!("qlam{}", std::env::consts::EXE_SUFFIX);
+        link_or_copy(&built.join(&exe), &bin_dir.join(&exe));
+        link_or_copy(&built.join(&exe), &bare_dir.join(&exe));
+        for p in ["qlam-provider-token", "qlam-provider-basic"] {
+            link_or_copy(&built.join(lib_name(p)), &bin_dir.join(lib_name(p)));
+        }
+        for f in [
+            "qlam-fixture-panicky",
+            "qlam-fixture-panicky-loader",
+            "qlam-fixture-changed-layout",
+            "qlam-fixture-old-api",
+        ] {
+            link_or_copy(
+                &fixtures_target.join("debug").join(lib_name(f)),
+                &fixtures_dir.join(lib_name(f)),
+            );
+        }
+        clean_old_runs(&target.join("qlam-it-runs"));
+        Artifacts {
+            token_lib: bin_dir.join(lib_name("qlam-provider-token")),
+            basic_lib: bin_dir.join(lib_name("qlam-provider-basic")),
+            bin_dir,
+            bare_dir,
+            fixtures_dir,
+        }
+    })
+}
+
+/// Removes the layouts of test processes that have ended.
+fn clean_old_runs(runs: &Path) {
+    let Ok(entries) = std::fs::read_dir(runs) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let alive = e
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Copies a fixture or bundled library into `dir` under `name`.
+pub fn install(lib: &Path, dir: &Path, name: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let to = dir.join(name);
+    std::fs::copy(lib, &to).unwrap();
+    to
+}
+
+/// The path of a fixture library.
+pub fn fixture(name: &str) -> PathBuf {
+    artifacts().fixtures_dir.join(lib_name(name))
+}
+
+/// An isolated user: its own home, config, data and state folders.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a `qlam` run did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.code, Some(0), "expected success:\n{self:#?}");
+        self
+    }
+
+    pub fn code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit code {code}:\n{self:#?}"
+        );
+        assert_eq!(self.signal, None);
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self:#?}"))
+    }
+
+    /// Lines of stderr that start with `warning:`.
+    pub fn warnings(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("warning:"))
+            .collect()
+    }
+}
+
+impl Home {
+    pub fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("config/qlam/config.toml")
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.path().join("state/qlam/credentials")
+    }
+
+    pub fn write_config(&self, text: &str) -> PathBuf {
+        let p = self.config_path();
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// `qlam` from the folder with the bundled plugins, in this home.
+    pub fn qlam(&self) -> Command {
+        self.qlam_in(&artifacts().bin_dir)
+    }
+
+    /// `qlam` from a folder without plugins.
+    pub fn bare_qlam(&self) -> Command {
+        self.qlam_in(&artifacts().bare_dir)
+    }
+
+    fn qlam_in(&self, dir: &Path) -> Command {
+        let mut c = Command::new(dir.join(format!("qlam{}", std::env::consts::EXE_SUFFIX)));
+        for v in [
+            "QLAM_CONFIG",
+            "QLAM_CONTEXT",
+            "QLAM_PLUGIN_PATH",
+            "QLAM_LOG",
+            "BROWSER",
+        ] {
+            c.env_remove(v);
+        }
+        c.env("HOME", self.path())
+            .env("XDG_CONFIG_HOME", self.path().join("config"))
+            .env("XDG_DATA_HOME", self.path().join("data"))
+            .env("XDG_STATE_HOME", self.path().join("state"))
+            .env("XDG_CACHE_HOME", self.path().join("cache"))
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        run(self.qlam().args(args))
+    }
+
+    pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        run_with_stdin(self.qlam().args(args), stdin)
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let out = cmd.output().expect("run qlam");
+    to_run(out)
+}
+
+pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Run {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run qlam");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    to_run(child.wait_with_output().unwrap())
+}
+
+fn to_run(out: std::process::Output) -> Run {
+    #[cfg(unix)]
+    let signal = std::os::unix::process::ExitStatusExt::signal(&out.status);
+    #[cfg(not(unix))]
+    let signal = None;
+    Run {
+        code: out.status.code(),
+        signal,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The demo configuration used by most CLI tests.
+pub const DEMO_CONFIG: &str = r#"
+# test config
+current_context = "demo"
+
+[contexts.demo]
+
+[[contexts.demo.auth_providers]]
+name = "basic-demo"
+provider = "basic"
+
+[[contexts.demo.auth_providers]]
+name = "token-demo"
+provider = "token"
+
+[[contexts.demo.auth_providers]]
+name = "env-key"
+provider = "token"
+env = "QLAM_TEST_API_KEY"
+header = "X-API-Key"
+scheme = ""
+
+[contexts.other]
+
+[[contexts.other.auth_providers]]
+name = "cmd"
+provider = "token"
+command = ["sh", "-c", "echo '{\"token\": \"from-command\", \"expires_at\": \"2099-01-01T00:00:00Z\"}'"]
+"#;
