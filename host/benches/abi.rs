@@ -1,1 +1,132 @@
-fn main() {}
+//! In-process costs on the hot path: `headers()` through the plugin ABI, and through
+//! `AuthClient` with a reusable answer, on one thread and on eight.
+//!
+//! The plugin is the real `token` provider library, loaded through the stable ABI: build it
+//! first (`cargo build --release`), or point `QLAM_BENCH_PLUGIN_DIR` at a folder holding it.
+//! `bench/run.sh` does both.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use qlam_host::api::ffi::load_library;
+use qlam_host::api::testing::MemoryServices;
+use qlam_host::config::Config;
+use qlam_host::AuthClient;
+
+fn plugin_dir() -> PathBuf {
+    std::env::var_os("QLAM_BENCH_PLUGIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release"))
+}
+
+fn token_lib() -> PathBuf {
+    let p = plugin_dir().join(format!(
+        "libqlam_provider_token.{}",
+        std::env::consts::DLL_EXTENSION
+    ));
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --release` first (bench/run.sh does)",
+        p.display()
+    );
+    p
+}
+
+fn bench(c: &mut Criterion) {
+    std::env::set_var("QLAM_BENCH_TOKEN", "bench-token-value");
+    let lib = load_library(&token_lib()).expect("the token plugin loads");
+    let factory = lib
+        .factories
+        .iter()
+        .find(|(n, _)| n == "token")
+        .expect("token type")
+        .1;
+    let config = serde_json::json!({"env": "QLAM_BENCH_TOKEN"});
+    let provider = factory
+        .build("bench", "t", &config, MemoryServices::new(&[]))
+        .expect("builds");
+
+    let mut g = c.benchmark_group("abi");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("headers_token_plugin_env_source", |b| {
+        b.iter(|| provider.headers().unwrap())
+    });
+    g.bench_function("is_authenticated_token_plugin", |b| {
+        b.iter(|| provider.is_authenticated().unwrap())
+    });
+    g.finish();
+
+    // AuthClient with a session-cacheable answer (a stored token): after the first call the
+    // answer is served from memory, without a provider call.
+    let store = tempfile::tempdir().unwrap();
+    let config = Config::parse(
+        "[contexts.b]\n[[contexts.b.auth_providers]]\nname = \"t\"\nprovider = \"token\"\n",
+        std::path::Path::new("/bench/config.toml"),
+    )
+    .unwrap();
+    let client = AuthClient::builder()
+        .ignore_environment()
+        .no_default_plugin_dirs()
+        .plugin_dir(plugin_dir())
+        .config(config)
+        .store_dir(store.path())
+        .build()
+        .unwrap();
+    client
+        .store()
+        .store("b", "t", "token", "stored-bench-token")
+        .unwrap();
+    client.headers("t").unwrap();
+    let mut g = c.benchmark_group("client");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("headers_cached_answer_1_thread", |b| {
+        b.iter(|| client.headers("t").unwrap())
+    });
+    for threads in [1usize, 8] {
+        g.throughput(Throughput::Elements(threads as u64));
+        g.bench_function(
+            format!("headers_cached_answer_{threads}_threads_parallel"),
+            |b| {
+                b.iter_custom(|iters| {
+                    let client = &client;
+                    let start = Instant::now();
+                    std::thread::scope(|s| {
+                        for _ in 0..threads {
+                            s.spawn(move || {
+                                for _ in 0..iters {
+                                    std::hint::black_box(client.headers("t").unwrap());
+                                }
+                            });
+                        }
+                    });
+                    start.elapsed()
+                })
+            },
+        );
+        g.bench_function(format!("abi_headers_env_{threads}_threads_parallel"), |b| {
+            let provider = &provider;
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        s.spawn(move || {
+                            for _ in 0..iters {
+                                std::hint::black_box(provider.headers().unwrap());
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    targets = bench
+}
+criterion_main!(benches);

@@ -2,6 +2,7 @@
 //! built by cargo and loaded through the stable ABI, fixture plugins that misbehave.
 //! One test binary; shared helpers in `util`.
 
+mod basic_verify;
 mod cli;
 mod client;
 mod plugins;

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Benchmarks of qlam. Builds in release mode, then:
+#  1. criterion: headers() through the plugin ABI and through AuthClient (1 and 8 threads);
+#  2. process timing: loading and registering 100 plugin files (`qlam plugins list` with a
+#     folder of 100 copies of the token plugin) beside the same command without them.
+# Usage: bench/run.sh [--quick]     (--quick: short runs, for CI, so the benchmarks cannot rot)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+cargo build --release --quiet
+if [ $quick = 1 ]; then
+  cargo bench -p qlam-host --bench abi -- --warm-up-time 0.2 --measurement-time 0.5
+else
+  cargo bench -p qlam-host --bench abi
+fi
+
+ext=so
+case "$(uname -s)" in Darwin) ext=dylib ;; MINGW*|MSYS*|CYGWIN*) ext=dll ;; esac
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/plugins100" "$work/home"
+for i in $(seq -w 1 100); do
+  cp "target/release/libqlam_provider_token.$ext" "$work/plugins100/libvendor$i.$ext"
+done
+export HOME="$work/home" XDG_CONFIG_HOME="$work/home/.config" XDG_DATA_HOME="$work/home/.local/share" XDG_STATE_HOME="$work/home/.local/state"
+qlam=target/release/qlam
+runs=30
+[ $quick = 1 ] && runs=5
+if ! command -v hyperfine >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get install -y -qq hyperfine >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq hyperfine >/dev/null 2>&1)) || true
+fi
+if command -v hyperfine >/dev/null 2>&1; then
+  hyperfine -N --warmup 3 --runs $runs \
+    -n "bundled plugins only (2 libraries)" "$qlam plugins list" \
+    -n "plus 100 plugin libraries" "$qlam --plugin-dir $work/plugins100 plugins list"
+else
+  python3 - "$qlam" "$work/plugins100" $runs <<'PY'
+import statistics, subprocess, sys, time
+qlam, d, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def t(args):
+    xs = []
+    for _ in range(runs):
+        s = time.perf_counter(); subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True); xs.append(time.perf_counter() - s)
+    return statistics.median(xs) * 1000
+a = t([qlam, "plugins", "list"]); b = t([qlam, "--plugin-dir", d, "plugins", "list"])
+print(f"bundled only: {a:.2f} ms median; plus 100 libraries: {b:.2f} ms median; per library: {(b-a)/100*1000:.0f} us")
+PY
+fi
