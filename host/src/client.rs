@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use arc_swap::ArcSwapOption;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -178,6 +180,14 @@ impl AuthClientBuilder {
             &all_context_dirs,
             self.default_plugin_dirs,
         );
+        let slots = context
+            .iter()
+            .flat_map(|c| {
+                c.auth_providers
+                    .iter()
+                    .map(|p| (p.name.clone(), OnceLock::new()))
+            })
+            .collect();
         Ok(AuthClient {
             config,
             context,
@@ -187,7 +197,7 @@ impl AuthClientBuilder {
             registry: OnceLock::new(),
             store: Arc::new(FileStore::new(store_dir)),
             interaction: self.interaction,
-            slots: Mutex::new(HashMap::new()),
+            slots,
             skew: chrono::Duration::from_std(self.refresh_skew)
                 .unwrap_or(chrono::Duration::seconds(60)),
         })
@@ -280,14 +290,16 @@ struct Slot {
     handle: ProviderHandle,
     /// Serialises login, logout and refresh of this provider within the process.
     op_lock: Mutex<()>,
-    headers: RwLock<Option<Headers>>,
-    token: RwLock<Option<Token>>,
+    /// The last reusable answers. Reads take no lock (the hot path of `headers()` and
+    /// `token()` scales across threads).
+    headers: ArcSwapOption<Headers>,
+    token: ArcSwapOption<Token>,
 }
 
 impl Slot {
     fn forget_answers(&self) {
-        *self.headers.write().unwrap_or_else(|p| p.into_inner()) = None;
-        *self.token.write().unwrap_or_else(|p| p.into_inner()) = None;
+        self.headers.store(None);
+        self.token.store(None);
     }
 }
 
@@ -301,7 +313,9 @@ pub struct AuthClient {
     registry: OnceLock<Registry>,
     store: Arc<FileStore>,
     interaction: Arc<dyn UserInteraction>,
-    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// One cell per configured provider, created with the client; a provider is built on
+    /// first use. The map never changes, so finding a built provider takes no lock.
+    slots: HashMap<String, OnceLock<Arc<Slot>>>,
     skew: chrono::Duration,
 }
 
@@ -384,14 +398,14 @@ impl AuthClient {
         })
     }
 
-    fn slot(&self, name: &str) -> Result<Arc<Slot>> {
-        if let Some(s) = self
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-        {
-            return Ok(s.clone());
+    fn slot(&self, name: &str) -> Result<&Arc<Slot>> {
+        let Some(cell) = self.slots.get(name) else {
+            return Err(self
+                .provider_config(name)
+                .expect_err("every configured provider has a cell"));
+        };
+        if let Some(s) = cell.get() {
+            return Ok(s);
         }
         let pc = self.provider_config(name)?;
         let ptype = self.registry().get(&pc.provider_type).ok_or_else(|| {
@@ -420,14 +434,15 @@ impl AuthClient {
         let slot = Arc::new(Slot {
             handle,
             op_lock: Mutex::new(()),
-            headers: RwLock::new(None),
-            token: RwLock::new(None),
+            headers: ArcSwapOption::empty(),
+            token: ArcSwapOption::empty(),
         });
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(slots.entry(name.to_owned()).or_insert(slot).clone())
+        // Two threads may build at once; the first to finish wins, the other's is dropped.
+        let _ = cell.set(slot);
+        Ok(cell.get().expect("set above"))
     }
 
-    fn require(&self, name: &str, slot: &Slot, has: bool, what: &str) -> Result<()> {
+    fn require(&self, name: &str, has: bool, what: &str) -> Result<()> {
         if has {
             return Ok(());
         }
@@ -435,7 +450,6 @@ impl AuthClient {
             .provider_config(name)
             .map(|p| p.provider_type.clone())
             .unwrap_or_default();
-        let _ = slot;
         Err(Error::new(
             ErrorKind::Provider(ProviderErrorKind::Unsupported),
             format!("provider `{name}` (type `{ptype}`) does not support {what}"),
@@ -453,8 +467,8 @@ impl AuthClient {
     ) -> Result<Vec<Outcome>> {
         if let Some(name) = provider {
             let slot = self.slot(name)?;
-            self.require(name, &slot, applies(slot.handle.capabilities()), what)?;
-            let (ok, warnings) = op(name, &slot)?;
+            self.require(name, applies(slot.handle.capabilities()), what)?;
+            let (ok, warnings) = op(name, slot)?;
             return Ok(vec![Outcome {
                 provider: name.to_owned(),
                 result: Ok(ok),
@@ -478,7 +492,7 @@ impl AuthClient {
             if !applies(slot.handle.capabilities()) {
                 continue;
             }
-            let (result, warnings) = match op(&name, &slot) {
+            let (result, warnings) = match op(&name, slot) {
                 Ok((ok, w)) => (Ok(ok), w),
                 Err(e) => (Err(e), Vec::new()),
             };
@@ -671,26 +685,21 @@ impl AuthClient {
     /// the refresh margin.
     pub fn headers(&self, provider: &str) -> Result<Headers> {
         let slot = self.slot(provider)?;
-        self.require(
-            provider,
-            &slot,
-            slot.handle.capabilities().headers,
-            "HTTP headers",
-        )?;
-        self.answer(&slot, &slot.headers, ProviderHandle::headers, |h| h.cache)
+        self.require(provider, slot.handle.capabilities().headers, "HTTP headers")?;
+        self.answer(slot, &slot.headers, ProviderHandle::headers, |h| h.cache)
     }
 
     /// The access token, refreshing first when it expires within the refresh margin.
     pub fn token(&self, provider: &str) -> Result<Token> {
         let slot = self.slot(provider)?;
-        self.require(provider, &slot, slot.handle.capabilities().token, "tokens")?;
-        self.answer(&slot, &slot.token, ProviderHandle::token, |t| t.cache)
+        self.require(provider, slot.handle.capabilities().token, "tokens")?;
+        self.answer(slot, &slot.token, ProviderHandle::token, |t| t.cache)
     }
 
     fn answer<T: Clone>(
         &self,
         slot: &Slot,
-        memo: &RwLock<Option<T>>,
+        memo: &ArcSwapOption<T>,
         get: fn(&ProviderHandle) -> qlam_plugin_api::Result<T>,
         cache: fn(&T) -> CacheControl,
     ) -> Result<T> {
@@ -700,7 +709,7 @@ impl AuthClient {
             CacheControl::Session => true,
             CacheControl::Until(t) => t - self.skew > now,
         };
-        if let Some(v) = memo.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(v) = memo.load().as_deref() {
             if fresh(cache(v)) {
                 return Ok(v.clone());
             }
@@ -721,7 +730,7 @@ impl AuthClient {
             first.map_err(Error::provider)?
         };
         if !matches!(cache(&value), CacheControl::Never) {
-            *memo.write().unwrap_or_else(|p| p.into_inner()) = Some(value.clone());
+            memo.store(Some(Arc::new(value.clone())));
         }
         Ok(value)
     }

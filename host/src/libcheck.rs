@@ -101,31 +101,9 @@ fn check_elf(file: &mut std::fs::File, head: &[u8], size: u64) -> Option<String>
     if little != cfg!(target_endian = "little") {
         return Some("is a library for the other byte order".into());
     }
-    let u16_at = |o: usize| {
-        let b = [head[o], head[o + 1]];
-        if little {
-            u16::from_le_bytes(b)
-        } else {
-            u16::from_be_bytes(b)
-        }
-    };
-    let word_at = |o: usize| -> u64 {
-        if is64 {
-            let b: [u8; 8] = head[o..o + 8].try_into().expect("8 bytes");
-            if little {
-                u64::from_le_bytes(b)
-            } else {
-                u64::from_be_bytes(b)
-            }
-        } else {
-            let b: [u8; 4] = head[o..o + 4].try_into().expect("4 bytes");
-            (if little {
-                u32::from_le_bytes(b)
-            } else {
-                u32::from_be_bytes(b)
-            }) as u64
-        }
-    };
+    let r = Reader { is64, little };
+    let u16_at = |o: usize| r.u16(head, o);
+    let word_at = |o: usize| r.word(head, o);
     let e_type = u16_at(16);
     if e_type != 3 {
         return Some(format!(
@@ -195,26 +173,8 @@ fn check_elf(file: &mut std::fs::File, head: &[u8], size: u64) -> Option<String>
         return Some("is truncated (cannot read its program headers)".into());
     }
     for entry in table.chunks(phentsize as usize) {
-        let u32_at = |o: usize| {
-            let b: [u8; 4] = entry[o..o + 4].try_into().expect("4 bytes");
-            if little {
-                u32::from_le_bytes(b)
-            } else {
-                u32::from_be_bytes(b)
-            }
-        };
-        let w = |o: usize| -> u64 {
-            if is64 {
-                let b: [u8; 8] = entry[o..o + 8].try_into().expect("8 bytes");
-                if little {
-                    u64::from_le_bytes(b)
-                } else {
-                    u64::from_be_bytes(b)
-                }
-            } else {
-                u32_at(o) as u64
-            }
-        };
+        let u32_at = |o: usize| r.u32(entry, o);
+        let w = |o: usize| r.word(entry, o);
         const PT_LOAD: u32 = 1;
         if u32_at(0) != PT_LOAD {
             continue;
@@ -227,6 +187,46 @@ fn check_elf(file: &mut std::fs::File, head: &[u8], size: u64) -> Option<String>
         }
     }
     None
+}
+
+/// Reads ELF fields in the file's byte order and word size.
+#[derive(Clone, Copy)]
+struct Reader {
+    is64: bool,
+    little: bool,
+}
+
+impl Reader {
+    fn u16(self, b: &[u8], o: usize) -> u16 {
+        let a = [b[o], b[o + 1]];
+        if self.little {
+            u16::from_le_bytes(a)
+        } else {
+            u16::from_be_bytes(a)
+        }
+    }
+
+    fn u32(self, b: &[u8], o: usize) -> u32 {
+        let a: [u8; 4] = b[o..o + 4].try_into().expect("4 bytes");
+        if self.little {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        }
+    }
+
+    /// An address-sized field: 8 bytes in ELF64, 4 in ELF32.
+    fn word(self, b: &[u8], o: usize) -> u64 {
+        if !self.is64 {
+            return self.u32(b, o) as u64;
+        }
+        let a: [u8; 8] = b[o..o + 8].try_into().expect("8 bytes");
+        if self.little {
+            u64::from_le_bytes(a)
+        } else {
+            u64::from_be_bytes(a)
+        }
+    }
 }
 
 #[cfg(all(test, target_os = "linux"))]
