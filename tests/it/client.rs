@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use qlam_host::api::chrono::{self, Utc};
 use qlam_host::api::{
@@ -365,7 +364,6 @@ fn the_default_host_refuses_interaction_clearly() {
 
 #[test]
 fn a_second_in_process_type_of_the_same_name_is_refused_and_plugins_lose_to_in_process() {
-    let dir = tempfile::tempdir().unwrap();
     let mut reg = qlam_host::plugins::Registry::new();
     reg.register_factory(Box::new(Explodes)).unwrap();
     let e = reg.register_factory(Box::new(Explodes)).unwrap_err();
@@ -373,6 +371,50 @@ fn a_second_in_process_type_of_the_same_name_is_refused_and_plugins_lose_to_in_p
         e.message(),
         "provider type `explodes` is already registered by in-process registration"
     );
-    let _ = dir;
-    let _ = Duration::ZERO;
+
+    /// An in-process type named like the bundled plugin's.
+    struct ShadowsToken;
+    impl ProviderFactory for ShadowsToken {
+        fn name(&self) -> &str {
+            "token"
+        }
+        fn description(&self) -> String {
+            "in-process token".into()
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::default()
+        }
+        fn build(&self, _req: BuildRequest) -> Result<Box<dyn Provider>> {
+            Err(qlam_host::api::Error::configuration(
+                "built by the in-process type",
+            ))
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    crate::util::install(&crate::util::artifacts().token_lib, &plugins, "libtoken.so");
+    let c = AuthClient::builder()
+        .ignore_environment()
+        .no_default_plugin_dirs()
+        .plugin_dir(&plugins)
+        .config(
+            Config::parse(
+                "[contexts.c]\n[[contexts.c.auth_providers]]\nname = \"t\"\nprovider = \"token\"\n",
+                std::path::Path::new("/c.toml"),
+            )
+            .unwrap(),
+        )
+        .store_dir(dir.path().join("store"))
+        .register_factory(ShadowsToken)
+        .build()
+        .unwrap();
+    let e = c.headers("t").unwrap_err();
+    assert!(e.message().ends_with("built by the in-process type"), "{e}");
+    let dups = c.registry().duplicates();
+    assert_eq!(dups.len(), 1);
+    assert_eq!(dups[0].kept, qlam_host::plugins::Origin::InProcess);
+    assert_eq!(
+        dups[0].ignored,
+        qlam_host::plugins::Origin::Library(plugins.join("libtoken.so"))
+    );
 }
