@@ -27,9 +27,10 @@ use crate::plugins::{search_path, PluginDir, Registry};
 use crate::services::{NonInteractive, ProviderServices, UserInteraction};
 use crate::store::FileStore;
 
-/// The refresh margin used when none is configured: answers that expire within it are
-/// refreshed first.
-pub const DEFAULT_REFRESH_SKEW: Duration = Duration::from_secs(60);
+/// The extra margin the host adds before a `CacheControl::Until` time when none is
+/// configured. Providers subtract their own refresh margin (for OAuth, `refresh_margin_secs`)
+/// from the time they report, so the host adds nothing by default.
+pub const DEFAULT_REFRESH_SKEW: Duration = Duration::ZERO;
 
 /// Builds an [`AuthClient`]. Unless told otherwise it reads `$QLAM_CONFIG`, `$QLAM_CONTEXT`
 /// and `$QLAM_PLUGIN_PATH`, and searches the default plugin folders.
@@ -119,7 +120,7 @@ impl AuthClientBuilder {
         self
     }
 
-    /// Sets the refresh margin.
+    /// Sets an extra margin: answers are refreshed this long before their `Until` time.
     pub fn refresh_skew(mut self, skew: Duration) -> Self {
         self.refresh_skew = skew;
         self
@@ -681,15 +682,15 @@ impl AuthClient {
         problems
     }
 
-    /// HTTP headers for a request, refreshing first when the provider's answer expires within
-    /// the refresh margin.
+    /// HTTP headers for a request. A reusable answer is served from memory; one whose
+    /// `Until` time has passed is asked for again, after a refresh when the provider can.
     pub fn headers(&self, provider: &str) -> Result<Headers> {
         let slot = self.slot(provider)?;
         self.require(provider, slot.handle.capabilities().headers, "HTTP headers")?;
         self.answer(slot, &slot.headers, ProviderHandle::headers, |h| h.cache)
     }
 
-    /// The access token, refreshing first when it expires within the refresh margin.
+    /// The access token, with the same reuse and refresh rules as [`AuthClient::headers`].
     pub fn token(&self, provider: &str) -> Result<Token> {
         let slot = self.slot(provider)?;
         self.require(provider, slot.handle.capabilities().token, "tokens")?;

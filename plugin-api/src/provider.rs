@@ -14,7 +14,9 @@ pub enum CacheControl {
     Never,
     /// Reuse for the rest of this process.
     Session,
-    /// Reuse until this time (UTC). The host refreshes a little before it.
+    /// Reuse until this time (UTC). After it the host asks again, and first refreshes when
+    /// the provider can. A provider with a refresh margin reports `expires_at - margin`, so
+    /// that the refresh happens before the credential really expires.
     Until(DateTime<Utc>),
 }
 

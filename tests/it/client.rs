@@ -125,6 +125,7 @@ const CONFIG: &str = "[contexts.c]\n[[contexts.c.auth_providers]]\nname = \"n\"\
 
 fn client(factory: impl ProviderFactory, config: &str, store: &std::path::Path) -> AuthClient {
     AuthClient::builder()
+        .refresh_skew(std::time::Duration::from_secs(60))
         .ignore_environment()
         .no_default_plugin_dirs()
         .config(Config::parse(config, std::path::Path::new("/test/config.toml")).unwrap())
@@ -138,7 +139,7 @@ fn client(factory: impl ProviderFactory, config: &str, store: &std::path::Path) 
 fn token_inside_the_refresh_margin_is_refreshed_once_then_served_from_memory() {
     let dir = tempfile::tempdir().unwrap();
     let counters = Arc::new(Counters::default());
-    // Expires in 30 s: inside the 60 s default margin.
+    // Expires in 30 s: inside the 60 s margin these clients use.
     let c = client(
         Counting {
             counters: counters.clone(),

@@ -1,0 +1,351 @@
+//! The `oauth` provider's configuration: the keys of its `auth_providers` entry.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use qlam_plugin_api::{Error, Result, Secret};
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+/// Which grant `login` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    /// Browser when one can be opened, else device.
+    Auto,
+    /// Authorization code with PKCE through a loopback redirect (RFC 8252).
+    Browser,
+    /// Device authorization grant (RFC 8628).
+    Device,
+    /// Client credentials (confidential clients, no user).
+    ClientCredentials,
+}
+
+impl Flow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flow::Auto => "auto",
+            Flow::Browser => "browser",
+            Flow::Device => "device",
+            Flow::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    issuer: Option<String>,
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+    device_authorization_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
+    userinfo_endpoint: Option<String>,
+    client_id: String,
+    client_secret: Option<String>,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    audience: Option<String>,
+    #[serde(default)]
+    extra_auth_params: BTreeMap<String, String>,
+    #[serde(default = "default_flow")]
+    flow: Flow,
+    #[serde(default)]
+    redirect_port: u16,
+    #[serde(default = "default_redirect_path")]
+    redirect_path: String,
+    ca_file: Option<PathBuf>,
+    #[serde(default = "default_timeout")]
+    timeout_secs: u64,
+    #[serde(default = "default_margin")]
+    refresh_margin_secs: u64,
+    #[serde(default = "default_login_timeout")]
+    login_timeout_secs: u64,
+}
+
+fn default_flow() -> Flow {
+    Flow::Auto
+}
+fn default_redirect_path() -> String {
+    "/callback".into()
+}
+fn default_timeout() -> u64 {
+    30
+}
+fn default_margin() -> u64 {
+    60
+}
+fn default_login_timeout() -> u64 {
+    300
+}
+
+/// Where the client secret comes from (read when needed, never stored in the config struct's
+/// `Debug`).
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    Inline(Secret<String>),
+    Env(String),
+    File(PathBuf),
+}
+
+/// Endpoints given explicitly (they override discovery).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    pub authorization: Option<Url>,
+    pub token: Option<Url>,
+    pub device_authorization: Option<Url>,
+    pub revocation: Option<Url>,
+    pub userinfo: Option<Url>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct OAuthConfig {
+    /// Exactly as configured: discovery's `issuer` must equal it to the byte (RFC 8414 §3.3).
+    pub issuer: Option<String>,
+    pub endpoints: Endpoints,
+    pub client_id: String,
+    pub client_secret: Option<SecretSource>,
+    pub scopes: Vec<String>,
+    pub extra_auth_params: BTreeMap<String, String>,
+    pub flow: Flow,
+    pub redirect_port: u16,
+    pub redirect_path: String,
+    pub ca_file: Option<PathBuf>,
+    pub timeout_secs: u64,
+    pub refresh_margin_secs: u64,
+    pub login_timeout_secs: u64,
+}
+
+/// Whether a URL's host is loopback (where plain http is allowed).
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Parses an endpoint URL and requires https, except on loopback hosts.
+pub fn endpoint(key: &str, value: &str) -> Result<Url> {
+    let url = Url::parse(value)
+        .map_err(|e| Error::configuration(format!("`{key}` is not a URL ({e}): `{value}`")))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        _ => Err(Error::configuration(format!(
+            "`{key}` must be an https URL (plain http only for loopback hosts): `{value}`"
+        ))),
+    }
+}
+
+impl OAuthConfig {
+    pub fn parse(config: &Value) -> Result<OAuthConfig> {
+        let raw: Raw = serde_json::from_value(config.clone())
+            .map_err(|e| Error::configuration(format!("invalid oauth provider config: {e}")))?;
+        let opt =
+            |key: &str, v: &Option<String>| v.as_deref().map(|s| endpoint(key, s)).transpose();
+        let endpoints = Endpoints {
+            authorization: opt("authorization_endpoint", &raw.authorization_endpoint)?,
+            token: opt("token_endpoint", &raw.token_endpoint)?,
+            device_authorization: opt(
+                "device_authorization_endpoint",
+                &raw.device_authorization_endpoint,
+            )?,
+            revocation: opt("revocation_endpoint", &raw.revocation_endpoint)?,
+            userinfo: opt("userinfo_endpoint", &raw.userinfo_endpoint)?,
+        };
+        opt("issuer", &raw.issuer)?;
+        let issuer = raw.issuer;
+        if issuer.is_none() && endpoints.token.is_none() {
+            return Err(Error::configuration(
+                "set `issuer` (for discovery) or at least `token_endpoint`",
+            ));
+        }
+        if raw.client_id.is_empty() {
+            return Err(Error::configuration("`client_id` must not be empty"));
+        }
+        let secrets = [
+            raw.client_secret.is_some(),
+            raw.client_secret_env.is_some(),
+            raw.client_secret_file.is_some(),
+        ];
+        if secrets.iter().filter(|s| **s).count() > 1 {
+            return Err(Error::configuration(
+                "set at most one of `client_secret`, `client_secret_env` and `client_secret_file`",
+            ));
+        }
+        let client_secret = if let Some(s) = raw.client_secret {
+            Some(SecretSource::Inline(Secret::new(s)))
+        } else if let Some(v) = raw.client_secret_env {
+            Some(SecretSource::Env(v))
+        } else {
+            raw.client_secret_file.map(SecretSource::File)
+        };
+        if raw.flow == Flow::ClientCredentials && client_secret.is_none() {
+            return Err(Error::configuration(
+                "`flow = \"client_credentials\"` needs a confidential client: set `client_secret_env` or `client_secret_file`",
+            ));
+        }
+        if !raw.redirect_path.starts_with('/') {
+            return Err(Error::configuration("`redirect_path` must start with `/`"));
+        }
+        if let Some(bad) = raw
+            .scopes
+            .iter()
+            .find(|s| s.is_empty() || s.contains(char::is_whitespace))
+        {
+            return Err(Error::configuration(format!(
+                "scope `{bad}` is empty or contains whitespace"
+            )));
+        }
+        let mut extra_auth_params = raw.extra_auth_params;
+        if let Some(a) = raw.audience {
+            extra_auth_params.insert("audience".into(), a);
+        }
+        for reserved in [
+            "state",
+            "code_challenge",
+            "code_challenge_method",
+            "redirect_uri",
+            "client_id",
+            "response_type",
+            "scope",
+        ] {
+            if extra_auth_params.contains_key(reserved) {
+                return Err(Error::configuration(format!(
+                    "`extra_auth_params` must not set `{reserved}`; qlam sets it"
+                )));
+            }
+        }
+        Ok(OAuthConfig {
+            issuer,
+            endpoints,
+            client_id: raw.client_id,
+            client_secret,
+            scopes: raw.scopes,
+            extra_auth_params,
+            flow: raw.flow,
+            redirect_port: raw.redirect_port,
+            redirect_path: raw.redirect_path,
+            ca_file: raw.ca_file,
+            timeout_secs: raw.timeout_secs.max(1),
+            refresh_margin_secs: raw.refresh_margin_secs,
+            login_timeout_secs: raw.login_timeout_secs.max(1),
+        })
+    }
+
+    /// Reads the client secret from its source.
+    pub fn client_secret(&self) -> Result<Option<Secret<String>>> {
+        Ok(match &self.client_secret {
+            None => None,
+            Some(SecretSource::Inline(s)) => Some(s.clone()),
+            Some(SecretSource::Env(v)) => Some(Secret::new(std::env::var(v).map_err(|_| {
+                Error::configuration(format!(
+                    "`client_secret_env`: environment variable `{v}` is not set"
+                ))
+            })?)),
+            Some(SecretSource::File(p)) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    Error::configuration(format!(
+                        "cannot read `client_secret_file` `{}`: {e}",
+                        p.display()
+                    ))
+                })?;
+                Some(Secret::new(text.trim().to_owned()))
+            }
+        })
+    }
+
+    /// The identity of the credentials this configuration asks for: tokens stored under a
+    /// different identity (another issuer, client or scope set) are never used.
+    pub fn identity(&self) -> String {
+        let mut scopes = self.scopes.clone();
+        scopes.sort();
+        format!(
+            "{}|{}|{}|{}",
+            self.issuer.as_deref().unwrap_or(""),
+            self.endpoints.token.as_ref().map(Url::as_str).unwrap_or(""),
+            self.client_id,
+            scopes.join(" ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(v: Value) -> String {
+        OAuthConfig::parse(&v).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn validation() {
+        assert!(err(json!({"client_id": "c"})).contains("set `issuer`"));
+        assert!(
+            err(json!({"issuer": "http://login.example.com", "client_id": "c"}))
+                .contains("must be an https URL")
+        );
+        assert!(
+            err(json!({"issuer": "https://x", "client_id": "c", "clientid": "d"}))
+                .contains("unknown field `clientid`")
+        );
+        assert!(err(
+            json!({"issuer": "https://x", "client_id": "c", "flow": "client_credentials"})
+        )
+        .contains("confidential"));
+        assert!(err(json!({"issuer": "https://x", "client_id": "c", "client_secret": "a", "client_secret_env": "B"})).contains("at most one"));
+        assert!(
+            err(json!({"issuer": "https://x", "client_id": "c", "flow": "magic"}))
+                .contains("unknown variant `magic`")
+        );
+        assert!(err(
+            json!({"issuer": "https://x", "client_id": "c", "extra_auth_params": {"state": "x"}})
+        )
+        .contains("must not set `state`"));
+        let c = OAuthConfig::parse(
+            &json!({"issuer": "http://127.0.0.1:8080", "client_id": "c", "audience": "api"}),
+        )
+        .unwrap();
+        assert_eq!(
+            c.extra_auth_params.get("audience").map(String::as_str),
+            Some("api")
+        );
+        assert_eq!(c.flow, Flow::Auto);
+        assert!(
+            OAuthConfig::parse(&json!({"issuer": "http://[::1]:8080", "client_id": "c"})).is_ok()
+        );
+        assert!(
+            OAuthConfig::parse(&json!({"issuer": "http://localhost:8080", "client_id": "c"}))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn identity_isolates_issuer_client_and_scopes() {
+        let a = OAuthConfig::parse(
+            &json!({"issuer": "https://a", "client_id": "c", "scopes": ["x", "y"]}),
+        )
+        .unwrap();
+        let b = OAuthConfig::parse(
+            &json!({"issuer": "https://a", "client_id": "c", "scopes": ["y", "x"]}),
+        )
+        .unwrap();
+        let c =
+            OAuthConfig::parse(&json!({"issuer": "https://a", "client_id": "c", "scopes": ["x"]}))
+                .unwrap();
+        let d = OAuthConfig::parse(
+            &json!({"issuer": "https://b", "client_id": "c", "scopes": ["x", "y"]}),
+        )
+        .unwrap();
+        assert_eq!(a.identity(), b.identity());
+        assert_ne!(a.identity(), c.identity());
+        assert_ne!(a.identity(), d.identity());
+    }
+}

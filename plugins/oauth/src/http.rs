@@ -1,0 +1,166 @@
+//! The HTTP transport: blocking reqwest (through `oauth2::reqwest`, so there is one reqwest),
+//! no redirects (SSRF and credential leaks), an optional CA bundle, proxies from the standard
+//! environment variables, a timeout. It records when each request was sent, because expiry is
+//! computed from the send time.
+
+use std::path::Path;
+use std::time::Duration;
+
+use oauth2::reqwest;
+use oauth2::{HttpRequest, HttpResponse};
+use qlam_plugin_api::{Error, Result};
+
+/// Why an HTTP exchange failed before there was a usable response.
+#[derive(Debug)]
+pub enum HttpError {
+    /// The server could not be reached, or timed out.
+    Network(String),
+    /// The server answered a redirect, which qlam never follows.
+    Redirect(u16),
+    /// The server answered 5xx.
+    Server(u16),
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::Network(m) => f.write_str(m),
+            HttpError::Redirect(s) => write!(
+                f,
+                "the server answered a redirect ({s}), which qlam does not follow"
+            ),
+            HttpError::Server(s) => write!(f, "the server answered {s}"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// reqwest's Display shows only the outermost error; the cause is what helps.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// The HTTP client of one provider.
+pub struct Http {
+    client: reqwest::blocking::Client,
+}
+
+impl Http {
+    pub fn new(ca_file: Option<&Path>, timeout: Duration) -> Result<Http> {
+        let mut builder = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("qlam-provider-oauth/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = ca_file {
+            let pem = std::fs::read(ca).map_err(|e| {
+                Error::configuration(format!("cannot read `ca_file` `{}`: {e}", ca.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::configuration(format!(
+                    "`ca_file` `{}` is not a PEM certificate bundle: {e}",
+                    ca.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(Error::configuration(format!(
+                    "`ca_file` `{}` holds no certificate",
+                    ca.display()
+                )));
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let client = builder.build().map_err(|e| {
+            Error::other(format!("cannot create an HTTP client: {}", error_chain(&e)))
+        })?;
+        Ok(Http { client })
+    }
+
+    /// Sends a request built by `oauth2` (or by us). 3xx and 5xx are errors; every other
+    /// status is returned for the caller to interpret.
+    pub fn call(&self, request: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
+        let (parts, body) = request.into_parts();
+        let mut req = self
+            .client
+            .request(parts.method, parts.uri.to_string())
+            .body(body);
+        for (name, value) in parts.headers.iter() {
+            req = req.header(name, value);
+        }
+        let resp = req
+            .send()
+            .map_err(|e| HttpError::Network(error_chain(&e)))?;
+        let status = resp.status();
+        if status.is_redirection() {
+            return Err(HttpError::Redirect(status.as_u16()));
+        }
+        if status.is_server_error() {
+            return Err(HttpError::Server(status.as_u16()));
+        }
+        let mut builder = oauth2::http::Response::builder().status(status.as_u16());
+        for (name, value) in resp.headers() {
+            builder = builder.header(name.as_str(), value.as_bytes());
+        }
+        let body = resp
+            .bytes()
+            .map_err(|e| HttpError::Network(error_chain(&e)))?
+            .to_vec();
+        builder
+            .body(body)
+            .map_err(|e| HttpError::Network(e.to_string()))
+    }
+
+    /// A GET that expects JSON (discovery, userinfo).
+    pub fn get_json(
+        &self,
+        url: &url::Url,
+        bearer: Option<&str>,
+    ) -> std::result::Result<(u16, Vec<u8>), HttpError> {
+        let mut req = self
+            .client
+            .get(url.as_str())
+            .header("Accept", "application/json");
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
+            .send()
+            .map_err(|e| HttpError::Network(error_chain(&e)))?;
+        let status = resp.status();
+        if status.is_redirection() {
+            return Err(HttpError::Redirect(status.as_u16()));
+        }
+        if status.is_server_error() {
+            return Err(HttpError::Server(status.as_u16()));
+        }
+        let body = resp
+            .bytes()
+            .map_err(|e| HttpError::Network(error_chain(&e)))?
+            .to_vec();
+        Ok((status.as_u16(), body))
+    }
+}
+
+/// An [`HttpError`] as a provider error: network trouble and 5xx are transient (keep every
+/// token), a redirect is not.
+pub fn to_error(what: &str, e: &HttpError) -> Error {
+    match e {
+        HttpError::Network(_) | HttpError::Server(_) => {
+            Error::transient(format!("{what}: {e}; try again later"))
+        }
+        HttpError::Redirect(_) => Error::other(format!("{what}: {e}")),
+    }
+}

@@ -1,0 +1,906 @@
+//! The `oauth` provider: OAuth 2.0 and OpenID Connect on the `oauth2` crate.
+//!
+//! Flows: authorization code with PKCE S256 through a loopback redirect (RFC 8252, RFC 7636,
+//! RFC 9207's `iss` check), device authorization (RFC 8628), client credentials. Tokens are
+//! kept in the host's secret store, refreshed with rotation, revoked at logout (RFC 7009).
+//! Endpoints come from discovery (RFC 8414 / OpenID Connect Discovery, the document's `issuer`
+//! must equal the configured one) or from the configuration.
+//!
+//! ```toml
+//! [[contexts.dev.auth_providers]]
+//! name = "corp-sso"
+//! provider = "oauth"
+//! issuer = "https://login.example.com"
+//! client_id = "qlam-cli"
+//! scopes = ["openid", "offline_access"]
+//! ```
+
+mod browser;
+pub mod clock;
+mod config;
+mod http;
+mod stored;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken,
+    DeviceAuthorizationUrl, EndpointNotSet, EndpointSet, ExtraTokenFields, PkceCodeChallenge,
+    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardDeviceAuthorizationResponse,
+    StandardErrorResponse, StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+};
+use qlam_plugin_api::{
+    export_providers, BuildRequest, CacheControl, Capabilities, Credential, CredentialDetails,
+    CredentialStatus, Error, ErrorKind, Headers, HostServices, HttpHeaders, LogLevel, LoginLogout,
+    LoginOptions, LogoutReport, OAuthCredential, Provider, ProviderFactory, Refresh, Result,
+    Secret, Token, TokenSource,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use url::Url;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{endpoint, Flow, OAuthConfig};
+use crate::http::{to_error, Http, HttpError};
+use crate::stored::{display_claims, Stored};
+
+/// The `id_token` of an OpenID Connect token response, kept secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdTokenFields {
+    #[serde(default)]
+    id_token: Option<Secret<String>>,
+}
+impl ExtraTokenFields for IdTokenFields {}
+
+type TokenResp = StandardTokenResponse<IdTokenFields, BasicTokenType>;
+type OClient<A = EndpointNotSet, D = EndpointNotSet, R = EndpointNotSet, T = EndpointNotSet> =
+    Client<
+        BasicErrorResponse,
+        TokenResp,
+        BasicTokenIntrospectionResponse,
+        StandardRevocableToken,
+        BasicRevocationErrorResponse,
+        A,
+        D,
+        EndpointNotSet,
+        R,
+        T,
+    >;
+
+/// The `oauth` provider type.
+#[derive(Default)]
+pub struct OAuthFactory {
+    clock: Option<SharedClock>,
+}
+
+impl OAuthFactory {
+    /// A factory whose providers use `clock` (tests move time without sleeping).
+    pub fn with_clock(clock: SharedClock) -> Self {
+        OAuthFactory { clock: Some(clock) }
+    }
+}
+
+impl ProviderFactory for OAuthFactory {
+    fn name(&self) -> &str {
+        "oauth"
+    }
+
+    fn description(&self) -> String {
+        "OAuth 2.0 / OpenID Connect (browser with PKCE, device code, client credentials)".into()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            headers: true,
+            login: true,
+            token: true,
+            refresh: true,
+        }
+    }
+
+    fn build(&self, req: BuildRequest) -> Result<Box<dyn Provider>> {
+        let config = OAuthConfig::parse(&req.config)?;
+        Ok(Box::new(OAuthProvider {
+            name: req.provider_name,
+            identity: config.identity(),
+            config,
+            services: req.services,
+            clock: self.clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),
+            http: OnceLock::new(),
+            metadata: OnceLock::new(),
+        }))
+    }
+
+    fn extra_info(&self, config: &Value) -> Result<Map<String, Value>> {
+        let c = OAuthConfig::parse(config)?;
+        let mut m = Map::new();
+        if let Some(i) = &c.issuer {
+            m.insert("issuer".into(), json!(i));
+        } else if let Some(t) = &c.endpoints.token {
+            m.insert("token_endpoint".into(), json!(t.as_str()));
+        }
+        m.insert("client_id".into(), json!(c.client_id));
+        m.insert("flow".into(), json!(c.flow.as_str()));
+        Ok(m)
+    }
+}
+
+/// Endpoints after discovery and configuration.
+#[derive(Debug, Clone)]
+struct Resolved {
+    authorization: Option<Url>,
+    token: Url,
+    device_authorization: Option<Url>,
+    revocation: Option<Url>,
+    iss_parameter_supported: bool,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    issuer: String,
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+    device_authorization_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
+}
+
+struct OAuthProvider {
+    name: String,
+    identity: String,
+    config: OAuthConfig,
+    services: HostServices,
+    clock: SharedClock,
+    http: OnceLock<Http>,
+    metadata: OnceLock<Resolved>,
+}
+
+type TokenError =
+    RequestTokenError<HttpError, StandardErrorResponse<oauth2::basic::BasicErrorResponseType>>;
+
+impl OAuthProvider {
+    fn log(&self, level: LogLevel, message: &str) {
+        self.services.log(level, message)
+    }
+
+    fn http(&self) -> Result<&Http> {
+        if let Some(h) = self.http.get() {
+            return Ok(h);
+        }
+        let h = Http::new(
+            self.config.ca_file.as_deref(),
+            Duration::from_secs(self.config.timeout_secs),
+        )?;
+        let _ = self.http.set(h);
+        Ok(self.http.get().expect("set above"))
+    }
+
+    fn not_logged_in(&self) -> Error {
+        Error::not_authenticated(format!(
+            "provider `{}` is not logged in; run `qlam auth login {}`",
+            self.name, self.name
+        ))
+    }
+
+    /// Discovery (once per process), then the configuration's explicit endpoints on top.
+    fn resolve(&self) -> Result<Resolved> {
+        if let Some(r) = self.metadata.get() {
+            return Ok(r.clone());
+        }
+        let e = &self.config.endpoints;
+        let mut r = Resolved {
+            authorization: e.authorization.clone(),
+            token: e
+                .token
+                .clone()
+                .unwrap_or_else(|| Url::parse("https://unset.invalid/").expect("valid")),
+            device_authorization: e.device_authorization.clone(),
+            revocation: e.revocation.clone(),
+            iss_parameter_supported: false,
+        };
+        if let Some(issuer) = &self.config.issuer {
+            let m = self.discover(issuer)?;
+            let pick = |key: &str,
+                        configured: &Option<Url>,
+                        found: Option<String>|
+             -> Result<Option<Url>> {
+                match (configured, found) {
+                    (Some(u), _) => Ok(Some(u.clone())),
+                    (None, Some(f)) => endpoint(key, &f).map(Some).map_err(|e| {
+                        Error::other(format!(
+                            "the discovery document of `{issuer}` has a bad {key}: {}",
+                            e.message()
+                        ))
+                    }),
+                    (None, None) => Ok(None),
+                }
+            };
+            r.authorization = pick(
+                "authorization_endpoint",
+                &e.authorization,
+                m.authorization_endpoint,
+            )?;
+            r.token = pick("token_endpoint", &e.token, m.token_endpoint)?.ok_or_else(|| {
+                Error::configuration(format!(
+                    "`{issuer}` announces no token endpoint; set `token_endpoint`"
+                ))
+            })?;
+            r.device_authorization = pick(
+                "device_authorization_endpoint",
+                &e.device_authorization,
+                m.device_authorization_endpoint,
+            )?;
+            r.revocation = pick("revocation_endpoint", &e.revocation, m.revocation_endpoint)?;
+            r.iss_parameter_supported = m.authorization_response_iss_parameter_supported;
+        }
+        let _ = self.metadata.set(r.clone());
+        Ok(r)
+    }
+
+    fn discover(&self, issuer: &str) -> Result<Metadata> {
+        let base = issuer.trim_end_matches('/');
+        let mut candidates = vec![format!("{base}/.well-known/openid-configuration")];
+        // RFC 8414 §3: the well-known segment goes between the host and the issuer's path.
+        let url = Url::parse(issuer)
+            .map_err(|e| Error::configuration(format!("`issuer` is not a URL: {e}")))?;
+        let path = url.path().trim_end_matches('/');
+        let origin = url.origin().ascii_serialization();
+        candidates.push(format!(
+            "{origin}/.well-known/oauth-authorization-server{path}"
+        ));
+        let mut last = String::new();
+        for c in candidates {
+            let u = Url::parse(&c).map_err(|e| Error::other(e.to_string()))?;
+            self.log(LogLevel::Debug, &format!("discovery: GET {u}"));
+            match self.http()?.get_json(&u, None) {
+                Ok((200, body)) => {
+                    let m: Metadata = serde_json::from_slice(&body).map_err(|e| {
+                        Error::other(format!(
+                            "the discovery document at `{u}` is not valid metadata: {e}"
+                        ))
+                    })?;
+                    if m.issuer != issuer {
+                        return Err(Error::configuration(format!(
+                            "the discovery document at `{u}` names issuer `{}`, but the configuration says `{issuer}`; they must be identical (RFC 8414 §3.3)",
+                            m.issuer
+                        )));
+                    }
+                    return Ok(m);
+                }
+                Ok((status, _)) => last = format!("`{u}` answered {status}"),
+                Err(e) => return Err(to_error(&format!("discovery at `{u}` failed"), &e)),
+            }
+        }
+        Err(Error::configuration(format!(
+            "no discovery document for issuer `{issuer}` ({last}); set the endpoints explicitly"
+        )))
+    }
+
+    fn client_for(
+        &self,
+        token: &Url,
+    ) -> Result<OClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>> {
+        let mut c = OClient::new(ClientId::new(self.config.client_id.clone()))
+            .set_token_uri(TokenUrl::from_url(token.clone()))
+            .set_auth_type(AuthType::BasicAuth);
+        if let Some(s) = self.config.client_secret()? {
+            c = c.set_client_secret(ClientSecret::new(s.into_inner()));
+        }
+        Ok(c)
+    }
+
+    fn scopes(&self) -> Vec<Scope> {
+        self.config.scopes.iter().cloned().map(Scope::new).collect()
+    }
+
+    fn load(&self) -> Result<Option<Stored>> {
+        Stored::load(&self.services, &self.identity, &self.name)
+    }
+
+    fn margin(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.config.refresh_margin_secs as i64)
+    }
+
+    /// Turns a token error into a provider error. The raw body of a malformed response is
+    /// never shown (it may hold tokens).
+    fn token_error(&self, what: &str, e: TokenError) -> Error {
+        match e {
+            RequestTokenError::Request(h) => to_error(what, &h),
+            RequestTokenError::ServerResponse(r) => {
+                let code = r.error().as_ref().to_owned();
+                let desc = r
+                    .error_description()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default();
+                match code.as_str() {
+                    "invalid_client" | "unauthorized_client" => Error::configuration(format!(
+                        "{what}: the server rejected the client (`{code}`{desc}); check `client_id` and the client secret"
+                    )),
+                    "invalid_scope" => Error::configuration(format!("{what}: `{code}`{desc}; check `scopes`")),
+                    "invalid_grant" => Error::not_authenticated(format!(
+                        "{what}: `{code}`{desc}; run `qlam auth login {}`",
+                        self.name
+                    )),
+                    _ => Error::other(format!("{what}: the server answered `{code}`{desc}")),
+                }
+            }
+            RequestTokenError::Parse(err, body) => Error::other(format!(
+                "{what}: the server's answer is not a valid token response ({} bytes; {})",
+                body.len(),
+                parse_error_summary(&err)
+            )),
+            RequestTokenError::Other(m) => Error::other(format!("{what}: {m}")),
+        }
+    }
+
+    /// Stores a token response (refresh token rotation: a new one replaces the old, none
+    /// keeps the old) before anyone uses the new access token.
+    fn accept(
+        &self,
+        resp: &TokenResp,
+        sent_at: DateTime<Utc>,
+        flow: &str,
+        previous: Option<&Stored>,
+        r: &Resolved,
+    ) -> Result<Stored> {
+        if *resp.token_type() != BasicTokenType::Bearer {
+            return Err(Error::other(format!(
+                "the server issued a `{}` token; qlam supports bearer tokens only",
+                resp.token_type().as_ref()
+            )));
+        }
+        let expires_at = resp
+            .expires_in()
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .map(|d| sent_at + d);
+        let refresh_token = resp
+            .refresh_token()
+            .map(|t| Secret::new(t.secret().clone()))
+            .or_else(|| previous.and_then(|p| p.refresh_token.clone()));
+        let claims = match &resp.extra_fields().id_token {
+            Some(t) => display_claims(t.expose()),
+            None => previous.map(|p| p.claims.clone()).unwrap_or_default(),
+        };
+        let stored = Stored {
+            identity: self.identity.clone(),
+            access_token: Some(Secret::new(resp.access_token().secret().clone())),
+            refresh_token,
+            expires_at,
+            scopes: resp
+                .scopes()
+                .map(|s| s.iter().map(|x| x.to_string()).collect()),
+            token_endpoint: r.token.to_string(),
+            revocation_endpoint: r.revocation.as_ref().map(|u| u.to_string()),
+            claims,
+            flow: flow.to_owned(),
+            obtained_at: sent_at,
+        };
+        stored.save(&self.services)?;
+        Ok(stored)
+    }
+
+    fn choose_flow(&self, options: &LoginOptions, r: &Resolved) -> Result<Flow> {
+        let asked = match options.flow.as_deref() {
+            None => self.config.flow,
+            Some("browser") => Flow::Browser,
+            Some("device") => Flow::Device,
+            Some("client_credentials") => Flow::ClientCredentials,
+            Some(other) => {
+                return Err(Error::configuration(format!(
+                    "unknown login flow `{other}`"
+                )))
+            }
+        };
+        Ok(match asked {
+            Flow::Auto
+                if self.config.client_secret.is_some()
+                    && r.authorization.is_none()
+                    && r.device_authorization.is_none() =>
+            {
+                Flow::ClientCredentials
+            }
+            Flow::Auto if r.authorization.is_none() => Flow::Device,
+            Flow::Auto if r.device_authorization.is_none() => Flow::Browser,
+            Flow::Auto if options.no_browser || !browser_available() => Flow::Device,
+            Flow::Auto => Flow::Browser,
+            f => f,
+        })
+    }
+
+    fn login_browser(&self, r: &Resolved, options: &LoginOptions) -> Result<()> {
+        let auth = r.authorization.clone().ok_or_else(|| {
+            Error::configuration("the server has no authorization endpoint; use `flow = \"device\"` or set `authorization_endpoint`")
+        })?;
+        let listener =
+            browser::Loopback::bind(self.config.redirect_port, &self.config.redirect_path)?;
+        let redirect = RedirectUrl::new(listener.redirect_uri.clone())
+            .map_err(|e| Error::other(e.to_string()))?;
+        let client = self
+            .client_for(&r.token)?
+            .set_auth_uri(AuthUrl::from_url(auth))
+            .set_redirect_uri(redirect);
+        // A fresh verifier and state for every attempt.
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client
+            .authorize_url(CsrfToken::new_random)
+            .add_scopes(self.scopes())
+            .set_pkce_challenge(challenge);
+        for (k, v) in &self.config.extra_auth_params {
+            request = request.add_extra_param(k.clone(), v.clone());
+        }
+        let (url, state) = request.url();
+        let _ = options;
+        self.services.open_url(url.as_str())?;
+        self.services
+            .progress("Waiting for the login in the browser", false)?;
+        let deadline =
+            self.clock.now() + chrono::Duration::seconds(self.config.login_timeout_secs as i64);
+        let callback = listener.wait(
+            state.secret(),
+            self.config.issuer.as_deref(),
+            r.iss_parameter_supported,
+            deadline,
+            self.clock.as_ref(),
+        );
+        self.services.progress("Done", true)?;
+        let callback = callback?;
+        let sent_at = self.clock.now();
+        let http = self.http()?;
+        let resp = client
+            .exchange_code(AuthorizationCode::new(callback.code.into_inner()))
+            .set_pkce_verifier(verifier)
+            .request(&|req| http.call(req))
+            .map_err(|e| self.token_error("the code exchange failed", e))?;
+        self.accept(&resp, sent_at, "browser", None, r)?;
+        Ok(())
+    }
+
+    fn login_device(&self, r: &Resolved) -> Result<()> {
+        let dev = r.device_authorization.clone().ok_or_else(|| {
+            Error::configuration("the server has no device authorization endpoint; use `flow = \"browser\"` or set `device_authorization_endpoint`")
+        })?;
+        let client = self
+            .client_for(&r.token)?
+            .set_device_authorization_url(DeviceAuthorizationUrl::from_url(dev));
+        let http = self.http()?;
+        let details: StandardDeviceAuthorizationResponse = client
+            .exchange_device_code()
+            .add_scopes(self.scopes())
+            .request(&|req| http.call(req))
+            .map_err(|e| self.token_error("the device authorization request failed", e))?;
+        self.services.show_verification(
+            details.verification_uri().as_str(),
+            details.user_code().secret(),
+            details
+                .verification_uri_complete()
+                .map(|u| u.secret().as_str()),
+        )?;
+        self.services
+            .progress("Waiting for you to approve the login", false)?;
+        let clock = self.clock.clone();
+        let sleeper = self.clock.clone();
+        // `sent_at` is taken before each poll; the last one is the successful one.
+        let last_sent = std::sync::Mutex::new(self.clock.now());
+        let result = client
+            .exchange_device_access_token(&details)
+            .set_time_fn(move || clock.now())
+            .request(
+                &|req| {
+                    *last_sent.lock().unwrap_or_else(|p| p.into_inner()) = self.clock.now();
+                    http.call(req)
+                },
+                |d| sleeper.sleep(d),
+                None,
+            );
+        self.services.progress("Done", true)?;
+        let resp = result.map_err(|e| match e {
+            RequestTokenError::ServerResponse(r) => {
+                let desc = r.error_description().map(|d| format!(": {d}")).unwrap_or_default();
+                match r.error().as_ref() {
+                    "access_denied" => Error::interaction(format!("the login was denied (access_denied{desc})")),
+                    "expired_token" => Error::interaction(format!(
+                        "the device code expired before the login was approved (expired_token{desc}); run the login again"
+                    )),
+                    code => Error::other(format!("the device login failed: the server answered `{code}`{desc}")),
+                }
+            }
+            RequestTokenError::Request(h) => to_error("the device login failed", &h),
+            RequestTokenError::Parse(err, body) => Error::other(format!(
+                "the device login failed: the server's answer is not a valid token response ({} bytes; {})",
+                body.len(),
+                parse_error_summary(&err)
+            )),
+            RequestTokenError::Other(m) => Error::other(format!("the device login failed: {m}")),
+        })?;
+        let sent_at = *last_sent.lock().unwrap_or_else(|p| p.into_inner());
+        self.accept(&resp, sent_at, "device", None, r)?;
+        Ok(())
+    }
+
+    fn client_credentials(&self, r: &Resolved, previous: Option<&Stored>) -> Result<Stored> {
+        let client = self.client_for(&r.token)?;
+        if self.config.client_secret.is_none() {
+            return Err(Error::configuration(
+                "the client credentials flow needs a client secret: set `client_secret_env` or `client_secret_file`",
+            ));
+        }
+        let sent_at = self.clock.now();
+        let http = self.http()?;
+        let resp = client
+            .exchange_client_credentials()
+            .add_scopes(self.scopes())
+            .request(&|req| http.call(req))
+            .map_err(|e| self.token_error("the client credentials grant failed", e))?;
+        self.accept(&resp, sent_at, "client_credentials", previous, r)
+    }
+
+    /// The refresh grant (or a new client-credentials grant). `force` refreshes even a valid
+    /// token. Returns whether new tokens were obtained.
+    fn do_refresh(&self, force: bool) -> Result<bool> {
+        // Re-read: another process (or thread) may have refreshed while we waited.
+        let stored = self.load()?.ok_or_else(|| self.not_logged_in())?;
+        let now = self.clock.now();
+        if !force
+            && stored.access_token.is_some()
+            && stored.expires_at.is_none_or(|t| t - self.margin() > now)
+        {
+            return Ok(false);
+        }
+        let r = Resolved {
+            authorization: None,
+            token: Url::parse(&stored.token_endpoint)
+                .map_err(|e| Error::other(format!("stored token endpoint is not a URL: {e}")))?,
+            device_authorization: None,
+            revocation: stored
+                .revocation_endpoint
+                .as_deref()
+                .and_then(|u| Url::parse(u).ok()),
+            iss_parameter_supported: false,
+        };
+        let Some(rt) = stored.refresh_token.clone() else {
+            if stored.flow == "client_credentials" {
+                self.client_credentials(&r, Some(&stored))?;
+                return Ok(true);
+            }
+            return Err(Error::not_authenticated(format!(
+                "the session of provider `{}` has expired and cannot be refreshed; run `qlam auth login {}`",
+                self.name, self.name
+            )));
+        };
+        let client = self.client_for(&r.token)?;
+        let sent_at = self.clock.now();
+        let http = self.http()?;
+        self.log(
+            LogLevel::Debug,
+            &format!("refreshing the tokens of `{}`", self.name),
+        );
+        let result = client
+            .exchange_refresh_token(&RefreshToken::new(rt.expose().clone()))
+            .add_scopes(self.scopes())
+            .request(&|req| http.call(req));
+        match result {
+            Ok(resp) => {
+                self.accept(&resp, sent_at, &stored.flow, Some(&stored), &r)?;
+                Ok(true)
+            }
+            Err(e) => {
+                let err = self.token_error("the refresh failed", e);
+                if err.kind() == ErrorKind::NotAuthenticated {
+                    // invalid_grant: if another process rotated the token meanwhile, use its
+                    // tokens; otherwise this refresh token is dead: forget it (only it).
+                    if let Some(now_stored) = self.load()? {
+                        if now_stored.refresh_token.as_ref().map(|t| t.expose())
+                            != Some(rt.expose())
+                        {
+                            self.log(
+                                LogLevel::Info,
+                                "another process refreshed first; using its tokens",
+                            );
+                            return Ok(true);
+                        }
+                        let mut dead = now_stored;
+                        dead.refresh_token = None;
+                        dead.access_token = dead
+                            .access_token
+                            .filter(|_| dead.expires_at.is_some_and(|t| t > self.clock.now()));
+                        dead.save(&self.services)?;
+                    }
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// RFC 7009 revocation. (oauth2's own request insists on https even for loopback, which
+    /// our endpoint rules allow, so the request is built here: it is one form POST.)
+    fn revoke(
+        &self,
+        url: &Url,
+        token: &Secret<String>,
+        hint: &str,
+    ) -> std::result::Result<(), String> {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", token.expose())
+            .append_pair("token_type_hint", hint);
+        let mut req = oauth2::http::Request::builder()
+            .method("POST")
+            .uri(url.as_str())
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Accept", "application/json");
+        match self.config.client_secret().map_err(|e| e.to_string())? {
+            Some(secret) => {
+                use base64::Engine;
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
+                let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{}:{}",
+                    enc(&self.config.client_id),
+                    enc(secret.expose())
+                ));
+                req = req.header("Authorization", format!("Basic {basic}"));
+            }
+            None => {
+                form.append_pair("client_id", &self.config.client_id);
+            }
+        }
+        let req = req
+            .body(form.finish().into_bytes())
+            .map_err(|e| e.to_string())?;
+        let http = self.http().map_err(|e| e.to_string())?;
+        match http.call(req) {
+            Ok(resp) if resp.status().as_u16() == 200 => Ok(()),
+            Ok(resp) => {
+                let code = serde_json::from_slice::<Value>(resp.body())
+                    .ok()
+                    .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned));
+                Err(match code {
+                    Some(c) => format!("the server answered {} `{c}`", resp.status().as_u16()),
+                    None => format!("the server answered {}", resp.status().as_u16()),
+                })
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn current_token(&self) -> Result<(Secret<String>, CacheControl)> {
+        let stored = self.load()?.ok_or_else(|| self.not_logged_in())?;
+        let now = self.clock.now();
+        let Some(token) = stored.access_token.clone() else {
+            return Err(self.not_logged_in());
+        };
+        match stored.expires_at {
+            Some(t) if t <= now => Err(Error::not_authenticated(format!(
+                "the access token of provider `{}` has expired; run `qlam auth refresh {}` or `qlam auth login {}`",
+                self.name, self.name, self.name
+            ))),
+            Some(t) => Ok((token, CacheControl::Until(t - self.margin()))),
+            // Unknown expiry: reuse within this process; a 401 tells when it is over.
+            None => Ok((token, CacheControl::Session)),
+        }
+    }
+}
+
+/// oauth2 reports parse errors as `serde_path_to_error::Error<serde_json::Error>`; its
+/// Display can quote values from the body (`invalid type: string "…"`), so only the path and
+/// the position are shown.
+fn parse_error_summary(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    {
+        let inner = e.inner();
+        let category = match inner.classify() {
+            serde_json::error::Category::Io => "read error",
+            serde_json::error::Category::Syntax => "malformed JSON",
+            serde_json::error::Category::Data => "unexpected content",
+            serde_json::error::Category::Eof => "truncated JSON",
+        };
+        let path = e.path().to_string();
+        if path.is_empty() || path == "." {
+            format!(
+                "{category} at line {} column {}",
+                inner.line(),
+                inner.column()
+            )
+        } else {
+            format!("{category} in `{path}`")
+        }
+    }
+}
+
+/// Whether a browser can be opened here: `$BROWSER`, a graphical session, or a desktop OS.
+fn browser_available() -> bool {
+    if std::env::var_os("BROWSER").is_some_and(|b| !b.is_empty()) {
+        return true;
+    }
+    if cfg!(any(target_os = "macos", windows)) {
+        return true;
+    }
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+}
+
+impl Provider for OAuthProvider {
+    fn description(&self) -> String {
+        match &self.config.issuer {
+            Some(i) => format!("OAuth 2.0 / OpenID Connect at {i}"),
+            None => "OAuth 2.0".into(),
+        }
+    }
+
+    fn is_authenticated(&self) -> bool {
+        matches!(self.load(), Ok(Some(s)) if s.access_valid_at(self.clock.now()))
+    }
+
+    fn auth_context(&self) -> Result<Map<String, Value>> {
+        let stored = self.load()?;
+        let mut m = Map::new();
+        m.insert("provider".into(), json!(self.name));
+        m.insert("issuer".into(), json!(self.config.issuer));
+        m.insert("client_id".into(), json!(self.config.client_id));
+        m.insert(
+            "authenticated".into(),
+            json!(stored
+                .as_ref()
+                .is_some_and(|s| s.access_valid_at(self.clock.now()))),
+        );
+        if let Some(s) = stored {
+            for (k, v) in &s.claims {
+                let key = match k.as_str() {
+                    "sub" => "subject",
+                    "preferred_username" => "username",
+                    other => other,
+                };
+                m.insert(key.into(), v.clone());
+            }
+            m.insert(
+                "scopes".into(),
+                json!(s.scopes.unwrap_or_else(|| self.config.scopes.clone())),
+            );
+            m.insert("expires_at".into(), json!(s.expires_at));
+            m.insert("flow".into(), json!(s.flow));
+            m.insert("refreshable".into(), json!(s.refresh_token.is_some()));
+        } else {
+            m.insert("scopes".into(), json!(self.config.scopes));
+        }
+        Ok(m)
+    }
+
+    fn credential(&self) -> Result<Option<Credential>> {
+        let stored = self.load()?;
+        let now = self.clock.now();
+        let (status, c) = match stored {
+            None => (
+                CredentialStatus::NotAuthenticated,
+                OAuthCredential {
+                    client_id: self.config.client_id.clone(),
+                    allows_refresh: false,
+                    ..Default::default()
+                },
+            ),
+            Some(s) => {
+                let status = if s.access_valid_at(now) {
+                    CredentialStatus::Authenticated
+                } else if s.access_token.is_some() {
+                    CredentialStatus::Expired
+                } else {
+                    CredentialStatus::NotAuthenticated
+                };
+                let allows_refresh = s.refresh_token.is_some() || s.flow == "client_credentials";
+                (
+                    status,
+                    OAuthCredential {
+                        client_id: self.config.client_id.clone(),
+                        access_token: s.access_token,
+                        refresh_token: s.refresh_token,
+                        expires_at: s.expires_at,
+                        allows_refresh,
+                    },
+                )
+            }
+        };
+        Ok(Some(Credential::new(
+            &self.name,
+            status,
+            CredentialDetails::OAuth(c),
+        )))
+    }
+
+    fn http_headers(&self) -> Option<&dyn HttpHeaders> {
+        Some(self)
+    }
+
+    fn login_logout(&self) -> Option<&dyn LoginLogout> {
+        Some(self)
+    }
+
+    fn token_source(&self) -> Option<&dyn TokenSource> {
+        Some(self)
+    }
+
+    fn refresher(&self) -> Option<&dyn Refresh> {
+        Some(self)
+    }
+}
+
+impl HttpHeaders for OAuthProvider {
+    fn headers(&self) -> Result<Headers> {
+        let (token, cache) = self.current_token()?;
+        Ok(Headers {
+            headers: vec![("Authorization".into(), token.map(|t| format!("Bearer {t}")))],
+            cache,
+        })
+    }
+}
+
+impl TokenSource for OAuthProvider {
+    fn token(&self) -> Result<Token> {
+        let (token, cache) = self.current_token()?;
+        Ok(Token { token, cache })
+    }
+}
+
+impl LoginLogout for OAuthProvider {
+    fn login(&self, options: &LoginOptions) -> Result<()> {
+        let r = self.resolve()?;
+        match self.choose_flow(options, &r)? {
+            Flow::Browser | Flow::Auto => self.login_browser(&r, options),
+            Flow::Device => self.login_device(&r),
+            Flow::ClientCredentials => self.client_credentials(&r, None).map(drop),
+        }
+    }
+
+    fn logout(&self) -> Result<LogoutReport> {
+        let mut report = LogoutReport::default();
+        let stored = self.load()?;
+        if let Some(s) = &stored {
+            match s.revocation_endpoint.as_deref().map(Url::parse) {
+                Some(Ok(url)) => {
+                    // The refresh token first: revoking it ends the grant, so what is left of a
+                    // stolen copy is an access token that expires soon.
+                    let tokens = [
+                        ("refresh token", "refresh_token", &s.refresh_token),
+                        ("access token", "access_token", &s.access_token),
+                    ];
+                    for (what, hint, token) in tokens {
+                        if let Some(t) = token {
+                            if let Err(e) = self.revoke(&url, t, hint) {
+                                report.warnings.push(format!(
+                                    "could not revoke the {what} at the server: {e}"
+                                ));
+                            }
+                        }
+                    }
+                }
+                Some(Err(_)) => report.warnings.push(
+                    "the stored revocation endpoint is not a URL; tokens were not revoked".into(),
+                ),
+                None => {}
+            }
+        }
+        // Local state goes whatever happened at the server.
+        self.services.secret_delete(stored::KEY)?;
+        Ok(report)
+    }
+}
+
+impl Refresh for OAuthProvider {
+    fn can_refresh(&self) -> bool {
+        matches!(self.load(), Ok(Some(s)) if s.refresh_token.is_some() || (s.flow == "client_credentials" && self.config.client_secret.is_some()))
+    }
+
+    fn refresh(&self, force: bool) -> Result<bool> {
+        self.do_refresh(force)
+    }
+}
+
+export_providers!(OAuthFactory::default());
+
+#[cfg(test)]
+mod tests;
