@@ -268,7 +268,7 @@ fn config_path_and_validate() {
 
     // A provider setting the provider refuses, and a type no plugin provides.
     let path = home.write_config(
-        "[contexts.c]\n[[contexts.c.auth_providers]]\nname = \"t\"\nprovider = \"token\"\nevn = \"X\"\n\n[[contexts.c.auth_providers]]\nname = \"sso\"\nprovider = \"oauth\"\n",
+        "[contexts.c]\n[[contexts.c.auth_providers]]\nname = \"t\"\nprovider = \"token\"\nevn = \"X\"\n\n[[contexts.c.auth_providers]]\nname = \"sso\"\nprovider = \"no-such-type\"\n",
     );
     let r = home.run(&["--output", "json", "config", "validate"]);
     r.code(4);

@@ -26,7 +26,7 @@ fn bundled_plugins_are_listed_with_their_api_version() {
     let v = run.json();
     assert_eq!(v["api_version"], qlam_plugin_api::API_VERSION);
     let libs = v["libraries"].as_array().unwrap();
-    assert_eq!(libs.len(), 2, "{v:#}");
+    assert_eq!(libs.len(), 3, "{v:#}");
     let a = artifacts();
     assert_eq!(
         libs[0],
@@ -35,13 +35,14 @@ fn bundled_plugins_are_listed_with_their_api_version() {
             "provider_types": ["basic"], "errors": [],
         })
     );
-    assert_eq!(libs[1]["provider_types"], serde_json::json!(["token"]));
+    assert_eq!(libs[1]["provider_types"], serde_json::json!(["oauth"]));
+    assert_eq!(libs[2]["provider_types"], serde_json::json!(["token"]));
     assert_eq!(v["problems"], serde_json::json!([]));
     // Text form: one row per library, on stdout.
     let run = home.run(&["plugins", "list"]);
     run.ok();
     let rows: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(rows.len(), 3, "{}", run.stdout);
+    assert_eq!(rows.len(), 4, "{}", run.stdout);
     assert!(rows[0].starts_with("STATUS"));
     assert!(
         rows[1].starts_with("loaded") && rows[1].ends_with("basic"),

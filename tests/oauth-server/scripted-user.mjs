@@ -196,6 +196,14 @@ function send(method, url, { form, cookies = true } = {}) {
   });
 }
 
+function tlsHint(err) {
+  const code = String(err.code || '');
+  if (/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS/.test(code)) {
+    return ` (${code}; pass the test CA with --ca FILE or NODE_EXTRA_CA_CERTS)`;
+  }
+  return '';
+}
+
 // ---------------------------------------------------------------------------
 // Minimal HTML form scraping (the pages are oidc-provider's built-in ones).
 // ---------------------------------------------------------------------------
@@ -280,7 +288,7 @@ async function deliverCallback(target, method = 'GET', form = undefined) {
   try {
     res = await send(method, target, { form, cookies: false });
   } catch (err) {
-    throw new Failure(`callback ${method} ${target.origin}${target.pathname} failed: ${err.message}`);
+    throw new Failure(`callback ${method} ${target.origin}${target.pathname} failed: ${err.message}${tlsHint(err)}`);
   }
   log(`callback answered HTTP ${res.status}`);
 
@@ -309,7 +317,7 @@ async function run() {
     try {
       res = await send(method, url, { form });
     } catch (err) {
-      throw new Failure(`${method} ${url.href} failed: ${err.message}`);
+      throw new Failure(`${method} ${url.origin}${url.pathname} failed: ${err.message}${tlsHint(err)}`);
     }
     log(`${method} ${url.pathname} -> ${res.status}`);
     form = undefined;

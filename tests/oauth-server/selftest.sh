@@ -181,8 +181,13 @@ auth_code_flow() {
   REDIRECT_URI="http://127.0.0.1:$LPORT/callback"
   VERIFIER=$(new_verifier)
   STATE=$(openssl rand -hex 8)
-  local url="$AUTHZ?client_id=qlam-cli&response_type=code&scope=$(urlenc "$scope")&redirect_uri=$(urlenc "$REDIRECT_URI")&state=$STATE&code_challenge=$(challenge_for "$VERIFIER")&code_challenge_method=S256"
-  node scripted-user.mjs --ca "$CA" "$@" "$url" 2>"$WORK/$name.user.err"
+  local url="$AUTHZ?client_id=${FLOW_CLIENT:-qlam-cli}&response_type=code&scope=$(urlenc "$scope")&redirect_uri=$(urlenc "$REDIRECT_URI")&state=$STATE&code_challenge=$(challenge_for "$VERIFIER")&code_challenge_method=S256"
+  FLOW_URL=$url
+  if [ "${FLOW_CA_ENV:-}" = 1 ]; then
+    NODE_EXTRA_CA_CERTS=$CA node scripted-user.mjs "$@" "$url" 2>"$WORK/$name.user.err"
+  else
+    node scripted-user.mjs --ca "$CA" "$@" "$url" 2>"$WORK/$name.user.err"
+  fi
   SU_RC=$?
   CB_URL=$(cat "$LURL_FILE" 2>/dev/null)
 }
@@ -261,11 +266,55 @@ check "revoking the refresh token revoked the grant's access token (userinfo HTT
 REV_STATUS=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -d client_id=qlam-cli --data-urlencode "token=not-a-token" "$REVOKE")
 check "revocation of an unknown token: HTTP 200 (RFC 7009)" [ "$REV_STATUS" = 200 ]
 
-# --- 8. denied consent --------------------------------------------------------------------
-auth_code_flow flow4 "openid offline_access" --deny
-check "deny: scripted-user --deny exit 0" [ "$SU_RC" = 0 ]
+# --- 8. denied consent, CA from NODE_EXTRA_CA_CERTS ---------------------------------------
+FLOW_CA_ENV=1 auth_code_flow flow4 "openid offline_access" --deny
+check "deny: scripted-user --deny exit 0 (CA from NODE_EXTRA_CA_CERTS)" [ "$SU_RC" = 0 ]
 checkc "deny: callback got error=access_denied with iss" \
   '[ "$(query_param "$CB_URL" error)" = access_denied ] && [ "$(query_param "$CB_URL" iss)" = "$ISSUER" ]'
+
+node scripted-user.mjs "$FLOW_URL" 2>"$WORK/noca.user.err"
+NOCA_RC=$?
+checkc "scripted-user without --ca or NODE_EXTRA_CA_CERTS fails (exit $NOCA_RC: $(tail -n 1 "$WORK/noca.user.err" | cut -c1-90))" \
+  '[ "$NOCA_RC" != 0 ] && grep -q FAILED "$WORK/noca.user.err"'
+
+# A fake "issuer" that redirects straight to a non-loopback host: must not be followed.
+cat >"$WORK/evil.mjs" <<'EOF2'
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+const [portFile, target] = process.argv.slice(2);
+const server = http.createServer((req, res) => {
+  res.writeHead(302, { location: target });
+  res.end();
+});
+server.listen(0, '127.0.0.1', () => fs.writeFileSync(portFile, String(server.address().port)));
+setTimeout(() => process.exit(0), 30000).unref();
+EOF2
+for target in "http://evil.example/callback?code=x&state=y" "http://localhost:9/callback?code=x"; do
+  rm -f "$WORK/evil.port"
+  node "$WORK/evil.mjs" "$WORK/evil.port" "$target" &
+  EVIL_PID=$!
+  BG_PIDS+=($EVIL_PID)
+  for i in $(seq 1 100); do [ -s "$WORK/evil.port" ] && break; sleep 0.05; done
+  node scripted-user.mjs "http://127.0.0.1:$(cat "$WORK/evil.port")/auth?x=1" 2>"$WORK/evil.user.err"
+  EVIL_RC=$?
+  checkc "scripted-user refuses to follow a redirect to ${target%%\?*} (exit $EVIL_RC)" \
+    '[ "$EVIL_RC" != 0 ] && grep -q "refusing to follow" "$WORK/evil.user.err"'
+  kill "$EVIL_PID" 2>/dev/null
+done
+
+# --- 8b. confidential client: auth code + PKCE, client_secret_basic, no rotation ------------
+FLOW_CLIENT=qlam-service auth_code_flow flow5 "openid offline_access api" --user dave
+CODE=$(query_param "$CB_URL" code)
+TOK=$("${CURL[@]}" -u qlam-service:qlam-service-secret -d grant_type=authorization_code -d "code=$CODE" \
+  --data-urlencode "redirect_uri=$REDIRECT_URI" -d "code_verifier=$VERIFIER" "$TOKEN")
+SRT=$(jget "$TOK" .refresh_token)
+checkc "qlam-service: auth code on random port $LPORT + PKCE + client_secret_basic gives a refresh token" \
+  '[ "$SU_RC" = 0 ] && [ -n "$(jget "$TOK" .access_token)" ] && [ -n "$SRT" ]'
+R=$("${CURL[@]}" -u qlam-service:qlam-service-secret -d grant_type=refresh_token --data-urlencode "refresh_token=$SRT" "$TOKEN")
+checkc "qlam-service: refresh works and does NOT rotate (same refresh token returned)" \
+  '[ -n "$(jget "$R" .access_token)" ] && [ "$(jget "$R" .refresh_token)" = "$SRT" ]'
+R=$("${CURL[@]}" -d grant_type=refresh_token -d client_id=qlam-cli --data-urlencode "refresh_token=$SRT" "$TOKEN")
+check "qlam-service's refresh token cannot be used by qlam-cli ($(jget "$R" .error))" [ "$(jget "$R" .error)" = invalid_grant ]
 
 # --- 9. PKCE is required, S256 only, exact redirect path ------------------------------------
 start_listener nopkce
@@ -326,6 +375,11 @@ UI=$("${CURL[@]}" -H "Authorization: Bearer $(jget "$DT" .access_token)" "$USERI
 check "device: userinfo sub=carol" [ "$(jget "$UI" .sub)" = carol ]
 R=$(refresh "$DRT")
 checkc "device: refresh token works and rotates" '[ -n "$(jget "$R" .refresh_token)" ] && [ "$(jget "$R" .refresh_token)" != "$DRT" ]'
+REV_STATUS=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -d client_id=qlam-cli -d token_type_hint=access_token \
+  --data-urlencode "token=$(jget "$R" .access_token)" "$REVOKE")
+R2=$(refresh "$(jget "$R" .refresh_token)")
+checkc "revoking an ACCESS token (HTTP $REV_STATUS) also kills the grant's refresh token ($(jget "$R2" .error))" \
+  '[ "$REV_STATUS" = 200 ] && [ "$(jget "$R2" .error)" = invalid_grant ]'
 P=$(device_poll "$DEVICE_CODE")
 check "device: the device code cannot be redeemed twice ($(jget "$P" .error))" [ "$(jget "$P" .error)" = invalid_grant ]
 
@@ -343,8 +397,8 @@ n_ac=$(grep '"event":"grant.success"' "$LOG" | grep -c '"grant_type":"authorizat
 n_rt=$(grep '"event":"grant.success"' "$LOG" | grep -c '"grant_type":"refresh_token"')
 n_dc=$(grep '"event":"grant.success"' "$LOG" | grep -c '"grant_type":"urn:ietf:params:oauth:grant-type:device_code"')
 check "log: grant.success client_credentials = 2 (got $n_cc)" [ "$n_cc" = 2 ]
-check "log: grant.success authorization_code = 3 (got $n_ac)" [ "$n_ac" = 3 ]
-check "log: grant.success refresh_token = 3 (got $n_rt)" [ "$n_rt" = 3 ]
+check "log: grant.success authorization_code = 4 (got $n_ac)" [ "$n_ac" = 4 ]
+check "log: grant.success refresh_token = 4 (got $n_rt)" [ "$n_rt" = 4 ]
 check "log: grant.success device_code = 1 (got $n_dc)" [ "$n_dc" = 1 ]
 check "log: every grant.success has client_id" [ "$(grep '"event":"grant.success"' "$LOG" | grep -vc '"client_id":"qlam-')" = 0 ]
 check "log: refresh_token.reuse recorded" grep -q '"event":"refresh_token.reuse"' "$LOG"

@@ -33,12 +33,12 @@ function fail(message) {
   process.exit(2);
 }
 
-function positiveInt(name, value, fallback, { allowZero = false } = {}) {
+function positiveInt(name, value, fallback) {
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value)) fail(`--${name} must be a non-negative integer, got ${JSON.stringify(value)}`);
-  const n = Number(value);
-  if (n === 0 && !allowZero) fail(`--${name} must be > 0`);
-  return n;
+  if (!/^\d+$/.test(value) || Number(value) === 0) {
+    fail(`--${name} must be a positive integer (seconds), got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
 }
 
 // Start the (slow, thread-pool) RSA key generation for the ID token signing key

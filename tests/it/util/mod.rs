@@ -80,6 +80,8 @@ pub fn artifacts() -> &'static Artifacts {
                 "qlam-provider-token",
                 "-p",
                 "qlam-provider-basic",
+                "-p",
+                "qlam-provider-oauth",
                 "--target-dir",
                 &mt,
             ],
@@ -109,7 +111,11 @@ pub fn artifacts() -> &'static Artifacts {
         let exe = format!("qlam{}", std::env::consts::EXE_SUFFIX);
         link_or_copy(&built.join(&exe), &bin_dir.join(&exe));
         link_or_copy(&built.join(&exe), &bare_dir.join(&exe));
-        for p in ["qlam-provider-token", "qlam-provider-basic"] {
+        for p in [
+            "qlam-provider-token",
+            "qlam-provider-basic",
+            "qlam-provider-oauth",
+        ] {
             link_or_copy(&built.join(lib_name(p)), &bin_dir.join(lib_name(p)));
         }
         for f in [
