@@ -5,6 +5,7 @@
 mod basic_verify;
 mod cli;
 mod client;
+mod oauth;
 mod plugins;
 mod secrets;
 mod util;

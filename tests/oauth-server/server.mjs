@@ -21,7 +21,6 @@ import { parseArgs, promisify } from 'node:util';
 // NOTICE messages with console.info (stdout), so send every console method
 // to stderr; the ready line is written with process.stdout.write.
 for (const method of ['log', 'info', 'debug', 'trace', 'dir']) {
-  // eslint-disable-next-line no-console
   console[method] = (...args) => console.error(...args);
 }
 
@@ -251,8 +250,8 @@ const configuration = {
   // Refresh tokens: issued whenever the client may use the refresh_token grant
   // and `offline_access` was granted (this is also oidc-provider's default; it
   // is spelled out so that it is visible). Note that oidc-provider drops
-  // `offline_access` from an authorization request that carries a `prompt`
-  // parameter without `consent`.
+  // `offline_access` from an authorization request whose `prompt` does not
+  // contain `consent` (no prompt at all included): see the middleware below.
   async issueRefreshToken(ctx, client, code) {
     return client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access');
   },

@@ -304,8 +304,14 @@ impl OAuthProvider {
         Stored::load(&self.services, &self.identity, &self.name)
     }
 
-    fn margin(&self) -> chrono::Duration {
-        chrono::Duration::seconds(self.config.refresh_margin_secs as i64)
+    /// How long before expiry to refresh: `refresh_margin_secs`, but never more than half
+    /// the token's lifetime (a margin as long as the lifetime would refresh on every use).
+    fn margin(&self, s: &Stored) -> chrono::Duration {
+        let configured = chrono::Duration::seconds(self.config.refresh_margin_secs as i64);
+        match s.expires_at {
+            Some(t) => configured.min((t - s.obtained_at) / 2),
+            None => configured,
+        }
     }
 
     /// Turns a token error into a provider error. The raw body of a malformed response is
@@ -549,7 +555,9 @@ impl OAuthProvider {
         let now = self.clock.now();
         if !force
             && stored.access_token.is_some()
-            && stored.expires_at.is_none_or(|t| t - self.margin() > now)
+            && stored
+                .expires_at
+                .is_none_or(|t| t - self.margin(&stored) > now)
         {
             return Ok(false);
         }
@@ -681,7 +689,7 @@ impl OAuthProvider {
                 "the access token of provider `{}` has expired; run `qlam auth refresh {}` or `qlam auth login {}`",
                 self.name, self.name, self.name
             ))),
-            Some(t) => Ok((token, CacheControl::Until(t - self.margin()))),
+            Some(t) => Ok((token, CacheControl::Until(t - self.margin(&stored)))),
             // Unknown expiry: reuse within this process; a 401 tells when it is over.
             None => Ok((token, CacheControl::Session)),
         }

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+pub mod oauth;
+
 /// Where the built artifacts are laid out for this test process.
 pub struct Artifacts {
     /// `qlam` and the bundled plugins side by side, as `cargo build` leaves them.
