@@ -226,6 +226,27 @@ fn client_credentials_and_renewal_by_a_new_grant() {
         2
     );
     assert_ne!(t.json()["token"], c["access_token"]);
+    // Proxies from the standard environment variables are used (and NO_PROXY is honoured):
+    // through a proxy that is not there the grant fails as transient, without it it works.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut proxied = home.qlam();
+    secret(&mut proxied);
+    let r = run(proxied
+        .env("HTTPS_PROXY", format!("http://{closed}"))
+        .env_remove("NO_PROXY")
+        .args(["auth", "login", "svc"]));
+    r.code(1);
+    assert!(r.stderr.contains("try again later"), "{}", r.stderr);
+    let mut bypass = home.qlam();
+    secret(&mut bypass);
+    run(bypass
+        .env("HTTPS_PROXY", format!("http://{closed}"))
+        .env("NO_PROXY", "127.0.0.1")
+        .args(["auth", "login", "svc"]))
+    .ok();
     // A wrong secret is a configuration error.
     let mut bad = home.qlam();
     bad.env("QLAM_TEST_CLIENT_SECRET", "wrong");

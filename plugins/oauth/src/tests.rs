@@ -315,6 +315,7 @@ fn refresh_rotates_keeps_old_when_none_returned_and_respects_the_margin() {
     );
     let h = p.http_headers().unwrap().headers().unwrap();
     assert_eq!(h.headers[0].1.expose(), "Bearer a1");
+    // (A margin longer than half the lifetime is capped there; 120 s of 600 s is kept.)
     // Reused until expiry minus the margin.
     assert_eq!(
         h.cache,
@@ -609,22 +610,66 @@ fn discovery_issuer_must_match_and_falls_back_to_rfc8414() {
 
 #[test]
 fn browser_flow_stops_on_a_wrong_iss_before_any_token_request() {
-    let stub = Stub::start(|r| match r.path.as_str() {
-        "/.well-known/openid-configuration" => (200, String::new()),
-        _ => (200, tokens("a", None, Some(60))),
+    let base = Arc::new(Mutex::new(String::new()));
+    let b = base.clone();
+    let stub = Stub::start(move |r| {
+        let base = b.lock().unwrap().clone();
+        match r.path.as_str() {
+            "/.well-known/openid-configuration" => (
+                200,
+                json!({
+                    "issuer": base,
+                    "authorization_endpoint": format!("{base}/authorize"),
+                    "token_endpoint": format!("{base}/token"),
+                    "authorization_response_iss_parameter_supported": true,
+                })
+                .to_string(),
+            ),
+            _ => (200, tokens("a", None, Some(60))),
+        }
     });
+    *base.lock().unwrap() = stub.base.clone();
     let clock = FakeClock::at(NOW);
-    let config = json!({
-        "client_id": "c",
-        "authorization_endpoint": format!("{}/authorize", stub.base),
-        "token_endpoint": format!("{}/token", stub.base),
-        "flow": "browser",
-    });
-    // No issuer configured: `iss` is not checked, the code is exchanged.
-    let (p, services) = provider(config, &clock);
+    let config = json!({"issuer": stub.base, "client_id": "c", "flow": "browser"});
+    let (p, services) = provider(config.clone(), &clock);
     let browser = std::thread::spawn({
         let services = services.clone();
-        move || act_as_browser(&services, "&iss=https%3A%2F%2Fwhatever")
+        move || act_as_browser(&services, "&iss=https%3A%2F%2Fevil.example")
+    });
+    let e = p
+        .login_logout()
+        .unwrap()
+        .login(&LoginOptions::default())
+        .unwrap_err();
+    browser.join().unwrap();
+    assert!(
+        e.message().contains("names issuer `https://evil.example`"),
+        "{e}"
+    );
+    assert!(
+        stub.requests_to("/token").is_empty(),
+        "no token request after a mix-up"
+    );
+    assert!(services.secrets().is_empty());
+    // The announced `iss` is required: a callback without it is refused too.
+    let (p, services) = provider(config.clone(), &clock);
+    let browser = std::thread::spawn({
+        let services = services.clone();
+        move || act_as_browser(&services, "")
+    });
+    assert!(p
+        .login_logout()
+        .unwrap()
+        .login(&LoginOptions::default())
+        .is_err());
+    browser.join().unwrap();
+    assert!(stub.requests_to("/token").is_empty());
+    // The right `iss`: the code is exchanged with the PKCE verifier.
+    let (p, services) = provider(config, &clock);
+    let iss = url::form_urlencoded::byte_serialize(stub.base.as_bytes()).collect::<String>();
+    let browser = std::thread::spawn({
+        let services = services.clone();
+        move || act_as_browser(&services, &format!("&iss={iss}"))
     });
     p.login_logout()
         .unwrap()
@@ -712,4 +757,23 @@ fn logout_revokes_refresh_then_access_and_always_deletes() {
     assert!(report.warnings[0]
         .starts_with("could not revoke the refresh token at the server: the server answered 503"));
     assert!(services.secrets().is_empty());
+}
+
+#[test]
+fn the_refresh_margin_is_capped_at_half_the_lifetime() {
+    let (p, clock, _, stub) = logged_in(
+        vec![(200, tokens("a1", Some("r1"), Some(60)))],
+        json!({"refresh_margin_secs": 600}),
+    );
+    let t = p.token_source().unwrap().token().unwrap();
+    assert_eq!(
+        t.cache,
+        qlam_plugin_api::CacheControl::Until("2030-01-01T00:00:30Z".parse().unwrap())
+    );
+    assert!(
+        !p.refresher().unwrap().refresh(false).unwrap(),
+        "not yet inside the (capped) margin"
+    );
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(stub.requests_to("/token").len(), 1);
 }
