@@ -414,13 +414,16 @@ impl OAuthProvider {
             }
             Flow::Auto if r.authorization.is_none() => Flow::Device,
             Flow::Auto if r.device_authorization.is_none() => Flow::Browser,
-            Flow::Auto if options.no_browser || !browser_available() => Flow::Device,
+            // `--no-browser` keeps the browser flow and shows the URL instead; with no way to
+            // open a browser at all (an SSH session), the device flow works from anywhere.
+            Flow::Auto if !options.no_browser && !browser_available() => Flow::Device,
             Flow::Auto => Flow::Browser,
             f => f,
         })
     }
 
-    fn login_browser(&self, r: &Resolved, options: &LoginOptions) -> Result<()> {
+    /// The host decides how to open the URL (the CLI prints it with `--no-browser`).
+    fn login_browser(&self, r: &Resolved) -> Result<()> {
         let auth = r.authorization.clone().ok_or_else(|| {
             Error::configuration("the server has no authorization endpoint; use `flow = \"device\"` or set `authorization_endpoint`")
         })?;
@@ -442,7 +445,6 @@ impl OAuthProvider {
             request = request.add_extra_param(k.clone(), v.clone());
         }
         let (url, state) = request.url();
-        let _ = options;
         self.services.open_url(url.as_str())?;
         self.services
             .progress("Waiting for the login in the browser", false)?;
@@ -858,7 +860,7 @@ impl LoginLogout for OAuthProvider {
     fn login(&self, options: &LoginOptions) -> Result<()> {
         let r = self.resolve()?;
         match self.choose_flow(options, &r)? {
-            Flow::Browser | Flow::Auto => self.login_browser(&r, options),
+            Flow::Browser | Flow::Auto => self.login_browser(&r),
             Flow::Device => self.login_device(&r),
             Flow::ClientCredentials => self.client_credentials(&r, None).map(drop),
         }
