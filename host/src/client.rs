@@ -45,6 +45,7 @@ pub struct AuthClientBuilder {
     interaction: Arc<dyn UserInteraction>,
     factories: Vec<Box<dyn ProviderFactory>>,
     refresh_skew: Duration,
+    lock_timeout: Duration,
 }
 
 impl Default for AuthClientBuilder {
@@ -60,6 +61,7 @@ impl Default for AuthClientBuilder {
             interaction: Arc::new(NonInteractive),
             factories: Vec::new(),
             refresh_skew: DEFAULT_REFRESH_SKEW,
+            lock_timeout: crate::lock::DEFAULT_LOCK_TIMEOUT,
         }
     }
 }
@@ -123,6 +125,12 @@ impl AuthClientBuilder {
     /// Sets an extra margin: answers are refreshed this long before their `Until` time.
     pub fn refresh_skew(mut self, skew: Duration) -> Self {
         self.refresh_skew = skew;
+        self
+    }
+
+    /// How long to wait for another process working on the same provider (default 30 s).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
         self
     }
 
@@ -201,6 +209,7 @@ impl AuthClientBuilder {
             slots,
             skew: chrono::Duration::from_std(self.refresh_skew)
                 .unwrap_or(chrono::Duration::seconds(60)),
+            lock_timeout: self.lock_timeout,
         })
     }
 }
@@ -288,6 +297,7 @@ pub struct ProviderInfo {
 }
 
 struct Slot {
+    name: String,
     handle: ProviderHandle,
     /// Serialises login, logout and refresh of this provider within the process.
     op_lock: Mutex<()>,
@@ -318,6 +328,7 @@ pub struct AuthClient {
     /// first use. The map never changes, so finding a built provider takes no lock.
     slots: HashMap<String, OnceLock<Arc<Slot>>>,
     skew: chrono::Duration,
+    lock_timeout: Duration,
 }
 
 impl AuthClient {
@@ -433,6 +444,7 @@ impl AuthClient {
                 Error::provider(e).context(format_args!("provider `{name}` ({})", self.where_(pc)))
             })?;
         let slot = Arc::new(Slot {
+            name: name.to_owned(),
             handle,
             op_lock: Mutex::new(()),
             headers: ArcSwapOption::empty(),
@@ -506,20 +518,50 @@ impl AuthClient {
         Ok(out)
     }
 
+    /// Runs a state-changing operation of one provider exclusively: one at a time in this
+    /// process (threads queue on the provider's mutex, and each then finds the state the
+    /// previous one left), and one at a time across processes (the entry's lock file, waited
+    /// on for at most the lock timeout). Remembered answers are dropped before and after.
+    /// `f` learns whether another process held the lock when we asked.
+    fn exclusive<T>(
+        &self,
+        slot: &Slot,
+        operation: &str,
+        f: impl FnOnce(bool) -> Result<T>,
+    ) -> Result<T> {
+        let _op = slot.op_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let file_lock = match (&self.context, crate::failpoint::locks_disabled()) {
+            (Some(ctx), false) => Some(crate::lock::acquire(
+                &crate::lock::lock_path(&self.store.entry_path(&ctx.name, &slot.name)),
+                operation,
+                &slot.name,
+                self.lock_timeout,
+            )?),
+            _ => None,
+        };
+        slot.forget_answers();
+        let r = f(file_lock.as_ref().is_some_and(|l| l.contended));
+        slot.forget_answers();
+        r
+    }
+
     /// Logs in to one provider, or to every provider that supports login.
+    ///
+    /// When another process is logging in to the same provider, this waits for it (at most
+    /// the lock timeout) and, if that login succeeded, uses it instead of starting a second
+    /// one: two concurrent `qlam auth login` never open two browsers or two device codes.
     pub fn login(&self, provider: Option<&str>, options: &LoginOptions) -> Result<Vec<Outcome>> {
-        self.one_or_all(
-            provider,
-            |c| c.login,
-            "login",
-            |_, slot| {
-                let _op = slot.op_lock.lock().unwrap_or_else(|p| p.into_inner());
-                slot.forget_answers();
-                let r = slot.handle.login(options);
-                slot.forget_answers();
-                r.map(|()| (true, Vec::new())).map_err(Error::provider)
-            },
-        )
+        self.one_or_all(provider, |c| c.login, "login", |name, slot| {
+            self.exclusive(slot, "login", |waited| {
+                if waited && slot.handle.is_authenticated().unwrap_or(false) {
+                    return Ok((
+                        true,
+                        vec![format!("another qlam process logged in to `{name}` meanwhile; using its login")],
+                    ));
+                }
+                slot.handle.login(options).map(|()| (true, Vec::new())).map_err(Error::provider)
+            })
+        })
     }
 
     /// Logs out of one provider, or of every provider that supports logout.
@@ -529,12 +571,12 @@ impl AuthClient {
             |c| c.login,
             "logout",
             |_, slot| {
-                let _op = slot.op_lock.lock().unwrap_or_else(|p| p.into_inner());
-                slot.forget_answers();
-                let r = slot.handle.logout();
-                slot.forget_answers();
-                r.map(|report| (true, report.warnings))
-                    .map_err(Error::provider)
+                self.exclusive(slot, "logout", |_| {
+                    slot.handle
+                        .logout()
+                        .map(|report| (true, report.warnings))
+                        .map_err(Error::provider)
+                })
             },
         )
     }
@@ -550,11 +592,12 @@ impl AuthClient {
         )
     }
 
+    /// The provider re-reads its stored state once it holds the lock, so a process that
+    /// waited finds the tokens the winner stored and sends no request of its own.
     fn refresh_slot(&self, slot: &Slot, force: bool) -> Result<bool> {
-        let _op = slot.op_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let r = slot.handle.refresh(force).map_err(Error::provider);
-        slot.forget_answers();
-        r
+        self.exclusive(slot, "refresh", |_| {
+            slot.handle.refresh(force).map_err(Error::provider)
+        })
     }
 
     /// Whether one provider (or, with none, any provider) is authenticated. Provider errors

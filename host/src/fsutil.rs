@@ -79,6 +79,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
+        crate::failpoint::hit("write-before-rename");
         fs::rename(&tmp, path)?;
         sync_dir(dir)
     })();

@@ -27,8 +27,10 @@
 mod client;
 pub mod config;
 mod error;
+mod failpoint;
 pub mod fsutil;
 mod libcheck;
+pub mod lock;
 pub mod paths;
 pub mod plugins;
 mod services;

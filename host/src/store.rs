@@ -42,6 +42,44 @@ fn encode(name: &str) -> String {
     out
 }
 
+/// A credential file must be ours and private: one owned by another user is refused (someone
+/// could have planted it); one readable by group or others is repaired to 0600, with a
+/// warning.
+fn check_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = std::fs::metadata(path).map_err(|e| {
+            Error::store(format!(
+                "cannot read credential file `{}`: {e}",
+                path.display()
+            ))
+        })?;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(Error::store(format!(
+                "credential file `{}` is owned by user {}, not by you (user {me}); refusing to use it: remove it, or fix its owner",
+                path.display(),
+                meta.uid()
+            )));
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+                Error::store(format!("credential file `{}` is readable by others (mode {mode:o}) and cannot be fixed: {e}", path.display()))
+            })?;
+            tracing::warn!(
+                "credential file `{}` was readable by others (mode {mode:o}); changed it to 600",
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 impl FileStore {
     /// A store rooted at `root` (created on first write, 0700).
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -74,6 +112,7 @@ impl FileStore {
                 )))
             }
         };
+        check_private(path)?;
         match serde_json::from_slice::<Entry>(&bytes) {
             Ok(e) => Ok(e),
             Err(err) => {
@@ -145,6 +184,7 @@ impl FileStore {
 
     /// Stores a value, replacing any old one.
     pub fn store(&self, context: &str, provider: &str, key: &str, value: &str) -> Result<()> {
+        crate::failpoint::hit("store-before-write");
         self.modify(context, provider, |e| {
             e.entries.insert(key.to_owned(), value.to_owned());
             true
@@ -198,6 +238,35 @@ mod tests {
             !s.entry_path("dev", "p").exists(),
             "an empty entry leaves no file"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn readable_files_are_repaired_and_foreign_ones_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let s = FileStore::new(dir.path());
+        s.store("dev", "p", "k", "v").unwrap();
+        let p = s.entry_path("dev", "p");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(s.load("dev", "p", "k").unwrap().as_deref(), Some("v"));
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
+            let e = s.load("dev", "p", "k").unwrap_err();
+            assert!(
+                e.message()
+                    .contains("is owned by user 65534, not by you (user 0); refusing to use it"),
+                "{e}"
+            );
+            let e = s.store("dev", "p", "k", "w").unwrap_err();
+            assert!(e.message().contains("refusing"), "{e}");
+            assert!(p.exists(), "nothing is deleted");
+        }
     }
 
     #[test]

@@ -79,7 +79,10 @@ fn verify_url_accepts_right_and_rejects_wrong_passwords() {
         r.stderr
     );
     assert!(!r.stderr.contains("wrong-pw"));
-    assert!(!home.store_dir().exists());
+    assert!(
+        !home.store_dir().join("c/b.json").exists(),
+        "nothing stored"
+    );
 
     let r = home.run_stdin(&["auth", "login", "b"], "right-pw\n");
     r.ok();
@@ -123,5 +126,8 @@ fn verify_url_server_errors_are_transient_and_redirects_are_not_followed() {
         2,
         "the redirect was not followed"
     );
-    assert!(!home.store_dir().exists());
+    assert!(
+        !home.store_dir().join("c/b.json").exists(),
+        "nothing stored"
+    );
 }

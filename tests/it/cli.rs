@@ -150,7 +150,10 @@ fn non_interactive_login_without_input_fails_clearly_and_stores_nothing() {
         r.stderr,
         "error: `Username` needs an answer, but standard input is closed; run in a terminal or pipe the answer\n"
     );
-    assert!(!home.store_dir().exists());
+    assert!(
+        !home.store_dir().join("demo/basic-demo.json").exists(),
+        "nothing stored"
+    );
 }
 
 #[test]

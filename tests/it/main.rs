@@ -5,7 +5,9 @@
 mod basic_verify;
 mod cli;
 mod client;
+mod crash;
 mod oauth;
 mod plugins;
+mod race;
 mod secrets;
 mod util;

@@ -84,6 +84,10 @@ pub fn artifacts() -> &'static Artifacts {
                 "qlam-provider-basic",
                 "-p",
                 "qlam-provider-oauth",
+                // Test-only switches (QLAM_FAILPOINT, QLAM_TEST_DISABLE_LOCKS) for the crash
+                // and race tests; without their variables the binary behaves as released.
+                "--features",
+                "qlam-host/failpoints",
                 "--target-dir",
                 &mt,
             ],
