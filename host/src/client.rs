@@ -25,7 +25,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::paths;
 use crate::plugins::{search_path, PluginDir, Registry};
 use crate::services::{NonInteractive, ProviderServices, UserInteraction};
-use crate::store::FileStore;
+use crate::store::{FileStore, Secrets, StoreKind};
 
 /// The extra margin the host adds before a `CacheControl::Until` time when none is
 /// configured. Providers subtract their own refresh margin (for OAuth, `refresh_margin_secs`)
@@ -46,6 +46,7 @@ pub struct AuthClientBuilder {
     factories: Vec<Box<dyn ProviderFactory>>,
     refresh_skew: Duration,
     lock_timeout: Duration,
+    credential_store: Option<StoreKind>,
 }
 
 impl Default for AuthClientBuilder {
@@ -62,6 +63,7 @@ impl Default for AuthClientBuilder {
             factories: Vec::new(),
             refresh_skew: DEFAULT_REFRESH_SKEW,
             lock_timeout: crate::lock::DEFAULT_LOCK_TIMEOUT,
+            credential_store: None,
         }
     }
 }
@@ -125,6 +127,12 @@ impl AuthClientBuilder {
     /// Sets an extra margin: answers are refreshed this long before their `Until` time.
     pub fn refresh_skew(mut self, skew: Duration) -> Self {
         self.refresh_skew = skew;
+        self
+    }
+
+    /// Where credentials are kept, overriding the configuration.
+    pub fn credential_store(mut self, kind: StoreKind) -> Self {
+        self.credential_store = Some(kind);
         self
     }
 
@@ -197,6 +205,11 @@ impl AuthClientBuilder {
                     .map(|p| (p.name.clone(), OnceLock::new()))
             })
             .collect();
+        let store_kind = self
+            .credential_store
+            .or(context.as_ref().and_then(|c| c.credential_store))
+            .or(config.credential_store)
+            .unwrap_or_default();
         Ok(AuthClient {
             config,
             context,
@@ -204,7 +217,10 @@ impl AuthClientBuilder {
             search_all_contexts,
             pending_factories: Mutex::new(Some(self.factories)),
             registry: OnceLock::new(),
-            store: Arc::new(FileStore::new(store_dir)),
+            secrets: Arc::new(Secrets::new(
+                Arc::new(FileStore::new(store_dir)),
+                store_kind,
+            )),
             interaction: self.interaction,
             slots,
             skew: chrono::Duration::from_std(self.refresh_skew)
@@ -294,6 +310,8 @@ pub struct ProviderInfo {
     pub capabilities: Capabilities,
     /// Display-only facts from its configuration.
     pub extra_info: Map<String, Value>,
+    /// Where its credentials are kept: `file` or `keyring`.
+    pub store: &'static str,
 }
 
 struct Slot {
@@ -322,7 +340,7 @@ pub struct AuthClient {
     search_all_contexts: Vec<PluginDir>,
     pending_factories: Mutex<Option<Vec<Box<dyn ProviderFactory>>>>,
     registry: OnceLock<Registry>,
-    store: Arc<FileStore>,
+    secrets: Arc<Secrets>,
     interaction: Arc<dyn UserInteraction>,
     /// One cell per configured provider, created with the client; a provider is built on
     /// first use. The map never changes, so finding a built provider takes no lock.
@@ -352,9 +370,14 @@ impl AuthClient {
         &self.search_path
     }
 
-    /// The credential store.
+    /// The file credential store (also where the lock files live, whatever the backend).
     pub fn store(&self) -> &FileStore {
-        &self.store
+        &self.secrets.file
+    }
+
+    /// The credential store in use: `file` or `keyring` (`auto` until first used).
+    pub fn store_name(&self) -> &'static str {
+        self.secrets.name()
     }
 
     /// The registry; plugins are loaded the first time this is called.
@@ -434,7 +457,7 @@ impl AuthClient {
         let services = Arc::new(ProviderServices {
             context: ctx.name.clone(),
             provider: name.to_owned(),
-            store: self.store.clone(),
+            store: self.secrets.clone(),
             interaction: self.interaction.clone(),
         });
         let handle = ptype
@@ -532,7 +555,7 @@ impl AuthClient {
         let _op = slot.op_lock.lock().unwrap_or_else(|p| p.into_inner());
         let file_lock = match (&self.context, crate::failpoint::locks_disabled()) {
             (Some(ctx), false) => Some(crate::lock::acquire(
-                &crate::lock::lock_path(&self.store.entry_path(&ctx.name, &slot.name)),
+                &crate::lock::lock_path(&self.secrets.file.entry_path(&ctx.name, &slot.name)),
                 operation,
                 &slot.name,
                 self.lock_timeout,
@@ -552,6 +575,8 @@ impl AuthClient {
     /// one: two concurrent `qlam auth login` never open two browsers or two device codes.
     pub fn login(&self, provider: Option<&str>, options: &LoginOptions) -> Result<Vec<Outcome>> {
         self.one_or_all(provider, |c| c.login, "login", |name, slot| {
+            // Find out where the credentials will go before asking the user anything.
+            self.secrets.backend()?;
             self.exclusive(slot, "login", |waited| {
                 if waited && slot.handle.is_authenticated().unwrap_or(false) {
                     return Ok((
@@ -673,6 +698,7 @@ impl AuthClient {
                 description,
                 capabilities,
                 extra_info,
+                store: self.secrets.name(),
             });
         }
         Ok(out)
@@ -699,7 +725,7 @@ impl AuthClient {
                         let services = Arc::new(ProviderServices {
                             context: ctx.name.clone(),
                             provider: pc.name.clone(),
-                            store: self.store.clone(),
+                            store: self.secrets.clone(),
                             interaction: Arc::new(NonInteractive),
                         });
                         t.factory.build(&ctx.name, &pc.name, &pc.config, services).map(drop).map_err(|e| {

@@ -24,6 +24,7 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+pub use crate::store::StoreKind;
 
 /// A parsed configuration file.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +35,8 @@ pub struct Config {
     pub current_context: Option<String>,
     /// The contexts, in file order.
     pub contexts: Vec<ContextConfig>,
+    /// Where credentials are kept, unless a context says otherwise.
+    pub credential_store: Option<StoreKind>,
 }
 
 /// One context.
@@ -46,6 +49,8 @@ pub struct ContextConfig {
     pub plugin_dirs: Vec<PathBuf>,
     /// Its providers, in file order.
     pub auth_providers: Vec<ProviderConfig>,
+    /// Where its credentials are kept (overrides the top-level setting).
+    pub credential_store: Option<StoreKind>,
 }
 
 /// One `[[contexts.X.auth_providers]]` entry.
@@ -66,6 +71,7 @@ pub struct ProviderConfig {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     current_context: Option<Spanned<String>>,
+    credential_store: Option<StoreKind>,
     #[serde(default)]
     contexts: IndexMap<String, RawContext>,
 }
@@ -77,6 +83,7 @@ struct RawContext {
     plugin_dirs: Vec<String>,
     #[serde(default)]
     auth_providers: Vec<Spanned<toml::Table>>,
+    credential_store: Option<StoreKind>,
 }
 
 /// 1-based line and column of a byte offset.
@@ -212,6 +219,7 @@ impl Config {
                 name: ctx_name,
                 plugin_dirs,
                 auth_providers: providers,
+                credential_store: raw_ctx.credential_store,
             });
         }
         let current_context = match raw.current_context {
@@ -231,6 +239,7 @@ impl Config {
             path: Some(path.to_owned()),
             current_context,
             contexts,
+            credential_store: raw.credential_store,
         })
     }
 

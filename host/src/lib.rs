@@ -29,6 +29,7 @@ pub mod config;
 mod error;
 mod failpoint;
 pub mod fsutil;
+mod keyring_store;
 mod libcheck;
 pub mod lock;
 pub mod paths;

@@ -7,7 +7,7 @@ use qlam_plugin_api::{
     Error as ProviderError, Interaction, InteractionReply, LogLevel, Secret, ServicesBackend,
 };
 
-use crate::store::FileStore;
+use crate::store::Secrets;
 
 /// How the host talks to the user. The CLI implements it on the terminal; an embedding
 /// application implements its own (a GUI, a notebook, a web app).
@@ -59,7 +59,7 @@ impl UserInteraction for NonInteractive {
 pub(crate) struct ProviderServices {
     pub context: String,
     pub provider: String,
-    pub store: Arc<FileStore>,
+    pub store: Arc<Secrets>,
     pub interaction: Arc<dyn UserInteraction>,
 }
 

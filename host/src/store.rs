@@ -295,3 +295,143 @@ mod tests {
         assert_eq!(s.load("dev", "p", "k").unwrap().as_deref(), Some("v"));
     }
 }
+
+/// Where credentials are kept (`credential_store` in the configuration).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The keyring when it works (probed before any login), else files, with a warning.
+    Auto,
+    /// Private files under the user's state folder (the default).
+    #[default]
+    File,
+    /// The OS keyring; an error when it does not work.
+    Keyring,
+}
+
+/// The backend in use after resolution.
+#[derive(Debug)]
+pub(crate) enum Backend {
+    File,
+    Keyring(crate::keyring_store::KeyringStore),
+}
+
+/// The credential store of a client: the configured kind, resolved (probed) once.
+#[derive(Debug)]
+pub(crate) struct Secrets {
+    pub file: std::sync::Arc<FileStore>,
+    kind: StoreKind,
+    resolved: std::sync::OnceLock<std::result::Result<Backend, Error>>,
+}
+
+impl Secrets {
+    pub fn new(file: std::sync::Arc<FileStore>, kind: StoreKind) -> Self {
+        Secrets {
+            file,
+            kind,
+            resolved: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn keyring_settings() -> (std::time::Duration, usize) {
+        let mut timeout = std::time::Duration::from_secs(5);
+        let mut chunk = crate::keyring_store::KeyringStore::default_chunk();
+        if cfg!(feature = "failpoints") {
+            if let Some(ms) = std::env::var("QLAM_TEST_KEYRING_TIMEOUT_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                timeout = std::time::Duration::from_millis(ms);
+            }
+            if let Some(c) = std::env::var("QLAM_TEST_KEYRING_CHUNK")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                chunk = c;
+            }
+        }
+        (timeout, chunk)
+    }
+
+    /// The backend, probing the keyring the first time (before any login, so that a token
+    /// obtained interactively is never lost for want of a place to keep it).
+    pub fn backend(&self) -> Result<&Backend> {
+        let r = self.resolved.get_or_init(|| {
+            let (timeout, chunk) = Self::keyring_settings();
+            match self.kind {
+                StoreKind::File => Ok(Backend::File),
+                StoreKind::Keyring => crate::keyring_store::KeyringStore::probe(timeout, chunk)
+                    .map(Backend::Keyring)
+                    .map_err(|e| {
+                        Error::store(format!(
+                            "credential_store = \"keyring\", but the system keyring is not available ({e}); set credential_store = \"auto\" or \"file\""
+                        ))
+                    }),
+                StoreKind::Auto => match crate::keyring_store::KeyringStore::probe(timeout, chunk) {
+                    Ok(k) => Ok(Backend::Keyring(k)),
+                    Err(e) => {
+                        tracing::warn!(
+                            "the system keyring is not available ({e}); keeping credentials in files under `{}`",
+                            self.file.root().display()
+                        );
+                        Ok(Backend::File)
+                    }
+                },
+            }
+        });
+        r.as_ref().map_err(Clone::clone)
+    }
+
+    /// `file` or `keyring` once resolved; the configured kind before.
+    pub fn name(&self) -> &'static str {
+        match self.resolved.get() {
+            Some(Ok(Backend::File)) => "file",
+            Some(Ok(Backend::Keyring(_))) => "keyring",
+            _ => match self.kind {
+                StoreKind::Auto => "auto",
+                StoreKind::File => "file",
+                StoreKind::Keyring => "keyring",
+            },
+        }
+    }
+
+    pub fn load(&self, context: &str, provider: &str, key: &str) -> Result<Option<String>> {
+        match self.backend()? {
+            Backend::File => self.file.load(context, provider, key),
+            Backend::Keyring(k) => match k.load(context, provider, key)? {
+                Some(v) => Ok(Some(v)),
+                // `auto` may have kept credentials in files while the keyring was away.
+                None if self.kind == StoreKind::Auto => self.file.load(context, provider, key),
+                None => Ok(None),
+            },
+        }
+    }
+
+    pub fn store(&self, context: &str, provider: &str, key: &str, value: &str) -> Result<()> {
+        match self.backend()? {
+            Backend::File => self.file.store(context, provider, key, value),
+            Backend::Keyring(k) => {
+                crate::failpoint::hit("store-before-write");
+                k.store(context, provider, key, value)?;
+                if self.kind == StoreKind::Auto {
+                    // An older copy in a file would shadow nothing but must not linger.
+                    self.file.delete(context, provider, key)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn delete(&self, context: &str, provider: &str, key: &str) -> Result<()> {
+        match self.backend()? {
+            Backend::File => self.file.delete(context, provider, key),
+            Backend::Keyring(k) => {
+                k.delete(context, provider, key)?;
+                if self.kind == StoreKind::Auto {
+                    self.file.delete(context, provider, key)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -16,11 +16,11 @@ fn login_status_headers_token_logout_with_the_basic_and_token_providers() {
         run.json(),
         json!([
             {"name": "basic-demo", "type": "basic", "status": "available", "description": "Username and password",
-             "capabilities": ["headers", "login"], "extra_info": {}},
+             "capabilities": ["headers", "login"], "extra_info": {}, "store": "file"},
             {"name": "token-demo", "type": "token", "status": "available", "description": "Bearer token from store",
-             "capabilities": ["headers", "login", "token"], "extra_info": {"header": "Authorization", "source": "store"}},
+             "capabilities": ["headers", "login", "token"], "extra_info": {"header": "Authorization", "source": "store"}, "store": "file"},
             {"name": "env-key", "type": "token", "status": "available", "description": "Bearer token from env:QLAM_TEST_API_KEY",
-             "capabilities": ["headers", "token"], "extra_info": {"header": "X-API-Key", "source": "env:QLAM_TEST_API_KEY"}},
+             "capabilities": ["headers", "token"], "extra_info": {"header": "X-API-Key", "source": "env:QLAM_TEST_API_KEY"}, "store": "file"},
         ])
     );
 
@@ -80,7 +80,7 @@ fn login_status_headers_token_logout_with_the_basic_and_token_providers() {
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["NAME", "TYPE", "STATUS", "DESCRIPTION", "EXTRA"]
+        ["NAME", "TYPE", "STATUS", "DESCRIPTION", "STORE", "EXTRA"]
     );
     assert!(
         lines[1].starts_with("basic-demo  basic  authenticated  Username and password"),

@@ -349,7 +349,7 @@ fn no_token_value_reaches_stderr_at_trace_level() {
     ] {
         trace(args).ok();
     }
-    assert!(stderr.contains("TRACE") || stderr.contains("DEBUG"));
+    assert!(stderr.contains("trace: ") || stderr.contains("debug: "));
     values.push("qlam-service-secret".into());
     for v in &values {
         assert!(

@@ -55,7 +55,7 @@ fn canaries_never_reach_stderr_at_trace_level() {
     trace(&["auth", "token", "basic-demo"], None).code(1);
     trace(&["auth", "logout"], None).ok();
     assert!(
-        stderr.contains("DEBUG") || stderr.contains("TRACE"),
+        stderr.contains("debug: ") || stderr.contains("trace: "),
         "the log level was really verbose:\n{stderr}"
     );
     for canary in [PASSWORD_CANARY, TOKEN_CANARY, ENV_CANARY] {

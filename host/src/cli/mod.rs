@@ -56,10 +56,42 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
-        .without_time()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(verbose > 1)
+        .event_format(Plain {
+            show_target: verbose > 1,
+        })
         .try_init();
+}
+
+/// Log lines like the CLI's own messages: `warning: …`, `debug: …` (with the target at -vv).
+struct Plain {
+    show_target: bool,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Plain
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
+        write!(writer, "{level}: ")?;
+        if self.show_target {
+            write!(writer, "{}: ", event.metadata().target())?;
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 fn print_json(v: &Value) {
@@ -258,6 +290,7 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
                             "description": p.description,
                             "capabilities": p.capabilities.names(),
                             "extra_info": p.extra_info,
+                            "store": p.store,
                         });
                         if let qlam_host::ProviderStatus::Error(m) = &p.status {
                             v["error"] = json!(m);
@@ -272,7 +305,7 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
                     None => eprintln!("{}", none_msg("anything")),
                 }
             } else {
-                let rows: Vec<[String; 5]> = list
+                let rows: Vec<[String; 6]> = list
                     .iter()
                     .map(|p| {
                         let extra = p
@@ -289,11 +322,15 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
                             p.provider_type.clone(),
                             p.status.to_string(),
                             p.description.clone(),
+                            p.store.to_owned(),
                             extra,
                         ]
                     })
                     .collect();
-                print_table(&["NAME", "TYPE", "STATUS", "DESCRIPTION", "EXTRA"], &rows);
+                print_table(
+                    &["NAME", "TYPE", "STATUS", "DESCRIPTION", "STORE", "EXTRA"],
+                    &rows,
+                );
             }
             Ok(0)
         }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+pub mod keyring;
 pub mod oauth;
 
 /// Where the built artifacts are laid out for this test process.
