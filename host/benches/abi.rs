@@ -11,8 +11,13 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use qlam_host::api::ffi::load_library;
 use qlam_host::api::testing::MemoryServices;
+use qlam_host::api::{
+    BuildRequest, CacheControl, Capabilities, Credential, Headers, HttpHeaders, Provider,
+    ProviderFactory, Secret,
+};
 use qlam_host::config::Config;
 use qlam_host::AuthClient;
+use serde_json::{Map, Value};
 
 fn plugin_dir() -> PathBuf {
     std::env::var_os("QLAM_BENCH_PLUGIN_DIR")
@@ -122,6 +127,98 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // A provider whose token is valid for an hour (an OAuth token between refreshes), in
+    // process through the same adapter: the answer is reused until its `Until` time.
+    let config = Config::parse(
+        "[contexts.b]\n[[contexts.b.auth_providers]]\nname = \"v\"\nprovider = \"valid\"\n",
+        std::path::Path::new("/bench/config.toml"),
+    )
+    .unwrap();
+    let client = AuthClient::builder()
+        .ignore_environment()
+        .no_default_plugin_dirs()
+        .config(config)
+        .store_dir(store.path())
+        .register_factory(Valid)
+        .build()
+        .unwrap();
+    client.headers("v").unwrap();
+    let mut g = c.benchmark_group("valid_token");
+    for threads in [1usize, 8] {
+        g.throughput(Throughput::Elements(threads as u64));
+        g.bench_function(format!("headers_{threads}_threads_parallel"), |b| {
+            b.iter_custom(|iters| {
+                let client = &client;
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        s.spawn(move || {
+                            for _ in 0..iters {
+                                std::hint::black_box(client.headers("v").unwrap());
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
+struct Valid;
+
+impl ProviderFactory for Valid {
+    fn name(&self) -> &str {
+        "valid"
+    }
+    fn description(&self) -> String {
+        "a token valid for an hour".into()
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            headers: true,
+            ..Default::default()
+        }
+    }
+    fn build(&self, _: BuildRequest) -> qlam_host::api::Result<Box<dyn Provider>> {
+        Ok(Box::new(ValidProvider(
+            qlam_host::api::chrono::Utc::now() + qlam_host::api::chrono::Duration::hours(1),
+        )))
+    }
+}
+
+struct ValidProvider(qlam_host::api::chrono::DateTime<qlam_host::api::chrono::Utc>);
+
+impl Provider for ValidProvider {
+    fn description(&self) -> String {
+        String::new()
+    }
+    fn is_authenticated(&self) -> bool {
+        true
+    }
+    fn auth_context(&self) -> qlam_host::api::Result<Map<String, Value>> {
+        Ok(Map::new())
+    }
+    fn credential(&self) -> qlam_host::api::Result<Option<Credential>> {
+        Ok(None)
+    }
+    fn http_headers(&self) -> Option<&dyn HttpHeaders> {
+        Some(self)
+    }
+}
+
+impl HttpHeaders for ValidProvider {
+    fn headers(&self) -> qlam_host::api::Result<Headers> {
+        Ok(Headers {
+            headers: vec![(
+                "Authorization".into(),
+                Secret::new("Bearer valid-token-for-bench".into()),
+            )],
+            cache: CacheControl::Until(self.0),
+        })
+    }
 }
 
 criterion_group! {

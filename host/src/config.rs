@@ -395,6 +395,24 @@ when = 1979-05-27T07:32:00Z
     }
 
     #[test]
+    fn credential_store_top_level_and_per_context() {
+        let c = parse("credential_store = \"auto\"\n[contexts.a]\n[contexts.b]\ncredential_store = \"keyring\"\n").unwrap();
+        assert_eq!(c.credential_store, Some(StoreKind::Auto));
+        assert_eq!(c.context("a").unwrap().credential_store, None);
+        assert_eq!(
+            c.context("b").unwrap().credential_store,
+            Some(StoreKind::Keyring)
+        );
+        let e = parse("credential_store = \"vault\"\n").unwrap_err();
+        assert!(
+            e.message().contains(
+                ":1:20: unknown variant `vault`, expected one of `auto`, `file`, `keyring`"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn context_selection() {
         let one = parse("[contexts.only]\n").unwrap();
         assert_eq!(one.select_context(None).unwrap().unwrap().name, "only");

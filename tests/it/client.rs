@@ -419,3 +419,41 @@ fn a_second_in_process_type_of_the_same_name_is_refused_and_plugins_lose_to_in_p
         qlam_host::plugins::Origin::Library(plugins.join("libtoken.so"))
     );
 }
+
+#[test]
+fn the_hot_path_with_a_valid_answer_calls_no_provider_takes_no_lock_and_touches_no_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let counters = Arc::new(Counters::default());
+    let c = client(
+        Counting {
+            counters: counters.clone(),
+            lifetime: chrono::Duration::hours(1),
+            cache_session: false,
+        },
+        CONFIG,
+        dir.path(),
+    );
+    assert_eq!(c.token("n").unwrap().token.expose(), "gen-0");
+    // Take the store away entirely: a valid remembered answer needs none of it.
+    let entry = c.store().entry_path("c", "n");
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..1000 {
+                    assert_eq!(c.token("n").unwrap().token.expose(), "gen-0");
+                }
+            });
+        }
+    });
+    assert_eq!(
+        counters.tokens.load(Ordering::SeqCst),
+        1,
+        "the provider was asked once"
+    );
+    assert!(
+        !dir.path().exists(),
+        "no folder, no lock file was created: {}",
+        entry.display()
+    );
+}

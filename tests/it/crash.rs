@@ -149,3 +149,29 @@ fn kill_9_loop_against_four_concurrent_writers() {
     assert!(seen_values >= ITERATIONS - 3);
     eprintln!("kill -9 loop: {ITERATIONS} kills, the entry parsed every time");
 }
+
+#[test]
+fn a_damaged_credential_file_reads_as_logged_out_never_a_crash() {
+    let home = Home::new();
+    home.write_config(crate::util::DEMO_CONFIG);
+    crate::util::run_with_stdin(home.qlam().args(["auth", "login", "token-demo"]), "t\n").ok();
+    let entry = home.store_dir().join("demo/token-demo.json");
+    let whole = std::fs::read(&entry).unwrap();
+    for damage in [
+        Vec::new(),
+        whole[..whole.len() / 2].to_vec(),
+        b"\x00\xffgarbage".to_vec(),
+    ] {
+        std::fs::write(&entry, &damage).unwrap();
+        let r = home.run(&["auth", "token", "token-demo"]);
+        r.code(3);
+        assert_eq!(r.warnings().len(), 1, "{}", r.stderr);
+        assert!(
+            r.warnings()[0].contains("is damaged") && r.warnings()[0].contains("moved it to"),
+            "{}",
+            r.stderr
+        );
+        assert!(!entry.exists());
+        crate::util::run_with_stdin(home.qlam().args(["auth", "login", "token-demo"]), "t\n").ok();
+    }
+}
