@@ -562,9 +562,16 @@ impl AuthClient {
             )?),
             _ => None,
         };
-        slot.forget_answers();
+        let answers = self.answer_file(&slot.name);
+        let forget = || {
+            slot.forget_answers();
+            if let Some((path, _)) = &answers {
+                crate::answers::drop_all(path);
+            }
+        };
+        forget();
         let r = f(file_lock.as_ref().is_some_and(|l| l.contended));
-        slot.forget_answers();
+        forget();
         r
     }
 
@@ -756,14 +763,26 @@ impl AuthClient {
     pub fn headers(&self, provider: &str) -> Result<Headers> {
         let slot = self.slot(provider)?;
         self.require(provider, slot.handle.capabilities().headers, "HTTP headers")?;
-        self.answer(slot, &slot.headers, ProviderHandle::headers, |h| h.cache)
+        self.answer(
+            slot,
+            &slot.headers,
+            ProviderHandle::headers,
+            |h| h.cache,
+            crate::answers::save_headers,
+        )
     }
 
     /// The access token, with the same reuse and refresh rules as [`AuthClient::headers`].
     pub fn token(&self, provider: &str) -> Result<Token> {
         let slot = self.slot(provider)?;
         self.require(provider, slot.handle.capabilities().token, "tokens")?;
-        self.answer(slot, &slot.token, ProviderHandle::token, |t| t.cache)
+        self.answer(
+            slot,
+            &slot.token,
+            ProviderHandle::token,
+            |t| t.cache,
+            crate::answers::save_token,
+        )
     }
 
     fn answer<T: Clone>(
@@ -772,6 +791,7 @@ impl AuthClient {
         memo: &ArcSwapOption<T>,
         get: fn(&ProviderHandle) -> qlam_plugin_api::Result<T>,
         cache: fn(&T) -> CacheControl,
+        persist: fn(&Path, &str, &T),
     ) -> Result<T> {
         let now = Utc::now();
         let fresh = |c: CacheControl| match c {
@@ -801,7 +821,38 @@ impl AuthClient {
         };
         if !matches!(cache(&value), CacheControl::Never) {
             memo.store(Some(Arc::new(value.clone())));
+            if let Some((path, hash)) = self.answer_file(&slot.name) {
+                persist(&path, &hash, &value);
+            }
         }
         Ok(value)
+    }
+
+    /// The on-disk answer cache of a provider: only with the file store (a keyring user does
+    /// not want tokens in files), keyed by a hash of the provider's type and configuration.
+    fn answer_file(&self, name: &str) -> Option<(PathBuf, String)> {
+        if self.secrets.kind() != StoreKind::File {
+            return None;
+        }
+        let ctx = self.context.as_ref()?;
+        let pc = ctx.auth_providers.iter().find(|p| p.name == name)?;
+        Some((
+            crate::answers::path(&self.secrets.file.entry_path(&ctx.name, name)),
+            crate::answers::config_hash(&pc.provider_type, &pc.config),
+        ))
+    }
+
+    /// Headers answered earlier (by any process) and still valid, read from the store alone:
+    /// no plugin is loaded. `None` means "ask [`AuthClient::headers`]".
+    pub fn cached_headers(&self, provider: &str) -> Option<Headers> {
+        let (path, hash) = self.answer_file(provider)?;
+        crate::answers::headers(&path, &hash, Utc::now() + self.skew)
+    }
+
+    /// A token answered earlier and still valid, from the store alone (see
+    /// [`AuthClient::cached_headers`]).
+    pub fn cached_token(&self, provider: &str) -> Option<Token> {
+        let (path, hash) = self.answer_file(provider)?;
+        crate::answers::token(&path, &hash, Utc::now() + self.skew)
     }
 }

@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+mod answers;
 mod client;
 pub mod config;
 mod error;

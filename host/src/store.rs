@@ -382,6 +382,11 @@ impl Secrets {
         r.as_ref().map_err(Clone::clone)
     }
 
+    /// The configured kind.
+    pub fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
     /// `file` or `keyring` once resolved; the configured kind before.
     pub fn name(&self) -> &'static str {
         match self.resolved.get() {

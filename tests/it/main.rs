@@ -6,6 +6,7 @@ mod basic_verify;
 mod cli;
 mod client;
 mod crash;
+mod fastpath;
 mod keyring;
 mod oauth;
 mod plugins;

@@ -108,6 +108,8 @@ fn browser_flow_then_refresh_with_rotation_then_logout_revokes() {
         server.events("grant.success", Some("refresh_token")).len(),
         1
     );
+    // The refresh dropped the remembered answer: the new token is served, not the old one.
+    assert_eq!(home.run(&["auth", "token", "sso"]).stdout.trim(), at2);
     // Without --force a valid token is not refreshed.
     let r = home.run(&["auth", "refresh", "sso"]);
     r.ok();
@@ -128,7 +130,9 @@ fn browser_flow_then_refresh_with_rotation_then_logout_revokes() {
         (400, Some("invalid_grant")),
         "the revoked refresh token is dead: {body}"
     );
+    // Logged out: no remembered answer is served.
     home.run(&["auth", "token", "sso"]).code(3);
+    home.run(&["auth", "headers", "sso"]).code(3);
     let (status, _) = server.refresh_directly(&rt1);
     assert_eq!(
         status, 400,

@@ -219,6 +219,23 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
         }
     );
     let client = ctx.client(no_browser)?;
+    // The fast path: an answer still valid is served from configuration and store alone,
+    // without loading any plugin.
+    match cmd {
+        AuthCommand::Token { provider, format } => {
+            if let Some(t) = client.cached_token(provider) {
+                print_token(ctx, &t, *format);
+                return Ok(0);
+            }
+        }
+        AuthCommand::Headers { provider } => {
+            if let Some(h) = client.cached_headers(provider) {
+                print_headers(ctx, &h);
+                return Ok(0);
+            }
+        }
+        _ => {}
+    }
     ctx.loaded(&client);
     let context_name = client.context().map(|c| c.name.clone());
     let none_msg = |what: &str| match &context_name {
@@ -335,47 +352,11 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
             Ok(0)
         }
         AuthCommand::Token { provider, format } => {
-            let t = client.token(provider)?;
-            let format = format.unwrap_or(if ctx.json() {
-                TokenFormat::Json
-            } else {
-                TokenFormat::Raw
-            });
-            match format {
-                TokenFormat::Raw => println!("{}", t.token.expose()),
-                TokenFormat::Json => print_json(
-                    &json!({"token": t.token.expose(), "expires_at": expires_at(t.cache)}),
-                ),
-                TokenFormat::ExecCredential => {
-                    let mut status = json!({"token": t.token.expose()});
-                    let exp = expires_at(t.cache);
-                    if !exp.is_null() {
-                        status["expirationTimestamp"] = exp;
-                    }
-                    print_json(&json!({
-                        "apiVersion": "client.authentication.k8s.io/v1",
-                        "kind": "ExecCredential",
-                        "status": status,
-                    }))
-                }
-            }
+            print_token(ctx, &client.token(provider)?, *format);
             Ok(0)
         }
         AuthCommand::Headers { provider } => {
-            let h = client.headers(provider)?;
-            if ctx.json() {
-                let map: serde_json::Map<String, Value> = h
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), json!(v.expose())))
-                    .collect();
-                print_json(&Value::Object(map));
-            } else {
-                let mut out = std::io::stdout().lock();
-                for (k, v) in &h.headers {
-                    let _ = writeln!(out, "{k}: {}", v.expose());
-                }
-            }
+            print_headers(ctx, &client.headers(provider)?);
             Ok(0)
         }
         AuthCommand::Credential {
@@ -385,6 +366,48 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
             let c = client.get_credential(provider)?;
             print_json(&c.map(|c| c.to_json(*show_secrets)).unwrap_or(Value::Null));
             Ok(0)
+        }
+    }
+}
+
+fn print_token(ctx: &Ctx, t: &qlam_host::api::Token, format: Option<TokenFormat>) {
+    let format = format.unwrap_or(if ctx.json() {
+        TokenFormat::Json
+    } else {
+        TokenFormat::Raw
+    });
+    match format {
+        TokenFormat::Raw => println!("{}", t.token.expose()),
+        TokenFormat::Json => {
+            print_json(&json!({"token": t.token.expose(), "expires_at": expires_at(t.cache)}))
+        }
+        TokenFormat::ExecCredential => {
+            let mut status = json!({"token": t.token.expose()});
+            let exp = expires_at(t.cache);
+            if !exp.is_null() {
+                status["expirationTimestamp"] = exp;
+            }
+            print_json(&json!({
+                "apiVersion": "client.authentication.k8s.io/v1",
+                "kind": "ExecCredential",
+                "status": status,
+            }))
+        }
+    }
+}
+
+fn print_headers(ctx: &Ctx, h: &qlam_host::api::Headers) {
+    if ctx.json() {
+        let map: serde_json::Map<String, Value> = h
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v.expose())))
+            .collect();
+        print_json(&Value::Object(map));
+    } else {
+        let mut out = std::io::stdout().lock();
+        for (k, v) in &h.headers {
+            let _ = writeln!(out, "{k}: {}", v.expose());
         }
     }
 }

@@ -1,0 +1,188 @@
+//! Reusable `headers()` / `token()` answers kept on disk (file store only), so that a command
+//! whose answer is still valid is served from configuration and store alone — without
+//! loading any plugin. Keyed by context and provider (the path) and a hash of the provider's
+//! type and configuration (a reconfigured provider never gets an old answer); dropped on
+//! login, logout and refresh. Only answers with an expiry (`Until`) are kept: `Session`
+//! means this process only, `Never` means ask every time.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use qlam_plugin_api::{CacheControl, Headers, Secret, Token};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::fsutil;
+
+#[derive(Serialize, Deserialize, Default)]
+struct AnswerFile {
+    config_hash: String,
+    #[serde(default)]
+    headers: Option<CachedHeaders>,
+    #[serde(default)]
+    token: Option<CachedToken>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedHeaders {
+    until: DateTime<Utc>,
+    headers: Vec<(String, Secret<String>)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedToken {
+    until: DateTime<Utc>,
+    token: Secret<String>,
+}
+
+/// FNV-1a, 64 bits: stable across builds (unlike `DefaultHasher`), and collisions only cost
+/// a cache miss... except here a collision would serve another configuration's answer, so
+/// the type and the full configuration text are hashed, and the context and provider are
+/// the file's path.
+pub fn config_hash(provider_type: &str, config: &Value) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in provider_type
+        .bytes()
+        .chain([0u8])
+        .chain(config.to_string().bytes())
+    {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The answer file of a store entry.
+pub fn path(entry: &Path) -> PathBuf {
+    entry.with_extension("answers.json")
+}
+
+fn read(path: &Path, hash: &str) -> Option<AnswerFile> {
+    let bytes = std::fs::read(path).ok()?;
+    let f: AnswerFile = serde_json::from_slice(&bytes).ok()?;
+    (f.config_hash == hash).then_some(f)
+}
+
+/// Valid cached headers, if any.
+pub fn headers(path: &Path, hash: &str, now: DateTime<Utc>) -> Option<Headers> {
+    let h = read(path, hash)?.headers.filter(|h| h.until > now)?;
+    Some(Headers {
+        headers: h.headers,
+        cache: CacheControl::Until(h.until),
+    })
+}
+
+/// A valid cached token, if any.
+pub fn token(path: &Path, hash: &str, now: DateTime<Utc>) -> Option<Token> {
+    let t = read(path, hash)?.token.filter(|t| t.until > now)?;
+    Some(Token {
+        token: t.token,
+        cache: CacheControl::Until(t.until),
+    })
+}
+
+fn update(path: &Path, hash: &str, f: impl FnOnce(&mut AnswerFile)) {
+    let mut file = read(path, hash).unwrap_or_else(|| AnswerFile {
+        config_hash: hash.to_owned(),
+        ..Default::default()
+    });
+    f(&mut file);
+    if let (Some(dir), Ok(bytes)) = (path.parent(), serde_json::to_vec(&file)) {
+        // Best effort: a cache that cannot be written only costs speed.
+        if fsutil::ensure_private_dir(dir).is_ok() {
+            if let Err(e) = fsutil::write_atomic(path, &bytes, Some(0o600)) {
+                tracing::debug!("cannot write the answer cache `{}`: {e}", path.display());
+            }
+        }
+    }
+}
+
+/// Keeps headers that carry an expiry.
+pub fn save_headers(path: &Path, hash: &str, h: &Headers) {
+    if let CacheControl::Until(until) = h.cache {
+        update(path, hash, |f| {
+            f.headers = Some(CachedHeaders {
+                until,
+                headers: h.headers.clone(),
+            })
+        });
+    }
+}
+
+/// Keeps a token that carries an expiry.
+pub fn save_token(path: &Path, hash: &str, t: &Token) {
+    if let CacheControl::Until(until) = t.cache {
+        update(path, hash, |f| {
+            f.token = Some(CachedToken {
+                until,
+                token: t.token.clone(),
+            })
+        });
+    }
+}
+
+/// Forgets every answer of a provider.
+pub fn drop_all(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("cannot delete the answer cache `{}`: {e}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn valid_answers_round_trip_stale_and_reconfigured_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ctx/p.answers.json");
+        let hash = config_hash("oauth", &json!({"issuer": "https://a"}));
+        let now: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
+        let until = now + chrono::Duration::minutes(5);
+        save_token(
+            &p,
+            &hash,
+            &Token {
+                token: Secret::new("t".into()),
+                cache: CacheControl::Until(until),
+            },
+        );
+        save_headers(
+            &p,
+            &hash,
+            &Headers {
+                headers: vec![("A".into(), Secret::new("b".into()))],
+                cache: CacheControl::Until(until),
+            },
+        );
+        assert_eq!(token(&p, &hash, now).unwrap().token.expose(), "t");
+        assert_eq!(headers(&p, &hash, now).unwrap().headers[0].1.expose(), "b");
+        assert!(token(&p, &hash, until).is_none(), "expired at `until`");
+        let other = config_hash("oauth", &json!({"issuer": "https://b"}));
+        assert!(token(&p, &other, now).is_none(), "another configuration");
+        // Session and Never answers are not kept on disk.
+        let q = dir.path().join("ctx/q.answers.json");
+        save_token(
+            &q,
+            &hash,
+            &Token {
+                token: Secret::new("s".into()),
+                cache: CacheControl::Session,
+            },
+        );
+        assert!(!q.exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        drop_all(&p);
+        assert!(token(&p, &hash, now).is_none());
+    }
+}

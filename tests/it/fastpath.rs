@@ -1,0 +1,129 @@
+//! The `auth token` / `auth headers` fast path: an answer still valid is served from
+//! configuration and store alone — no plugin library is opened — and stale or reconfigured
+//! answers are never served.
+
+use crate::util::{run, Home};
+
+const CONFIG: &str = r#"current_context = "x"
+[contexts.x]
+[[contexts.x.auth_providers]]
+name = "cmd"
+provider = "token"
+command = ["sh", "-c", "n=$(cat \"$QLAM_TEST_COUNTER\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$QLAM_TEST_COUNTER\"; echo \"{\\\"token\\\": \\\"t$n\\\", \\\"expires_at\\\": \\\"2099-01-01T00:00:00Z\\\"}\""]
+"#;
+
+fn setup() -> (Home, std::path::PathBuf) {
+    let home = Home::new();
+    home.write_config(CONFIG);
+    let counter = home.path().join("counter");
+    (home, counter)
+}
+
+fn token(home: &Home, counter: &std::path::Path) -> String {
+    let r = run(home
+        .qlam()
+        .env("QLAM_TEST_COUNTER", counter)
+        .args(["auth", "token", "cmd"]));
+    r.ok();
+    r.stdout.trim().to_owned()
+}
+
+/// Installs a Debian package's tool when missing and we can.
+fn require_tool(tool: &str) {
+    let have = || {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have() {
+        let _ = std::process::Command::new("sh")
+            .args(["-c", &format!("apt-get install -y -qq {tool} || (apt-get update -qq && apt-get install -y -qq {tool})")])
+            .status();
+    }
+    assert!(have(), "this test needs `{tool}` (apt-get install {tool})");
+}
+
+#[test]
+fn a_valid_answer_is_served_without_opening_any_plugin() {
+    require_tool("strace");
+    let (home, counter) = setup();
+    assert_eq!(token(&home, &counter), "t1");
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args(["-f", "-e", "trace=openat,open", "-o"])
+        .arg(home.path().join("trace"));
+    cmd.arg(crate::util::artifacts().bin_dir.join("qlam"))
+        .args(["auth", "token", "cmd"]);
+    let probe = home.qlam();
+    for (k, v) in probe.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.env("QLAM_TEST_COUNTER", &counter);
+    let r = run(&mut cmd);
+    r.ok();
+    assert_eq!(
+        r.stdout, "t1\n",
+        "the cached answer, the command did not run again"
+    );
+    let trace = std::fs::read_to_string(home.path().join("trace")).unwrap();
+    assert!(
+        trace.contains("cmd.answers.json"),
+        "the answer came from the store:\n{trace}"
+    );
+    let opened_plugins: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains("libqlam_provider"))
+        .collect();
+    assert!(
+        opened_plugins.is_empty(),
+        "no provider library is opened: {opened_plugins:#?}"
+    );
+    assert_eq!(std::fs::read_to_string(&counter).unwrap().trim(), "1");
+    // Headers too.
+    let r = run(home
+        .qlam()
+        .env("QLAM_TEST_COUNTER", &counter)
+        .args(["auth", "headers", "cmd"]));
+    r.ok();
+    assert_eq!(
+        r.stdout, "Authorization: Bearer t2\n",
+        "headers are a separate answer, asked once"
+    );
+    let r = run(home
+        .qlam()
+        .env("QLAM_TEST_COUNTER", &counter)
+        .args(["auth", "headers", "cmd"]));
+    assert_eq!(r.stdout, "Authorization: Bearer t2\n");
+    assert_eq!(std::fs::read_to_string(&counter).unwrap().trim(), "2");
+}
+
+#[test]
+fn stale_and_reconfigured_answers_are_never_served() {
+    let (home, counter) = setup();
+    assert_eq!(token(&home, &counter), "t1");
+    assert_eq!(token(&home, &counter), "t1");
+    // The cached answer's time passes.
+    let answers = home.store_dir().join("x/cmd.answers.json");
+    let text = std::fs::read_to_string(&answers).unwrap();
+    assert!(text.contains("2099-01-01T00:00:00Z"), "{text}");
+    std::fs::write(
+        &answers,
+        text.replace("2099-01-01T00:00:00Z", "2001-01-01T00:00:00Z"),
+    )
+    .unwrap();
+    assert_eq!(
+        token(&home, &counter),
+        "t2",
+        "an expired answer is not served"
+    );
+    assert_eq!(token(&home, &counter), "t2");
+    // The provider is reconfigured: its old answer is not served.
+    home.write_config(&CONFIG.replace(
+        "provider = \"token\"",
+        "provider = \"token\"\ntimeout_secs = 30",
+    ));
+    assert_eq!(token(&home, &counter), "t3");
+}
