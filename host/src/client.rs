@@ -174,12 +174,6 @@ impl AuthClientBuilder {
             .map(|c| c.plugin_dirs.clone())
             .unwrap_or_default();
         let env_path: Option<OsString> = env("QLAM_PLUGIN_PATH");
-        let search = search_path(
-            &self.plugin_dirs,
-            env_path.as_deref(),
-            &context_dirs,
-            self.default_plugin_dirs,
-        );
         let store_dir = match self.store_dir {
             Some(d) => d,
             None => paths::default_store_dir().ok_or_else(|| {
@@ -191,12 +185,14 @@ impl AuthClientBuilder {
             .iter()
             .flat_map(|c| c.plugin_dirs.iter().cloned())
             .collect();
-        let search_all_contexts = search_path(
-            &self.plugin_dirs,
-            env_path.as_deref(),
-            &all_context_dirs,
-            self.default_plugin_dirs,
-        );
+        // Computed when plugins are needed: the fast path of `auth token` never needs them.
+        let search = SearchInputs {
+            flags: self.plugin_dirs,
+            env_path,
+            context_dirs,
+            all_context_dirs,
+            defaults: self.default_plugin_dirs,
+        };
         let slots = context
             .iter()
             .flat_map(|c| {
@@ -213,8 +209,8 @@ impl AuthClientBuilder {
         Ok(AuthClient {
             config,
             context,
-            search_path: search,
-            search_all_contexts,
+            search,
+            search_path: OnceLock::new(),
             pending_factories: Mutex::new(Some(self.factories)),
             registry: OnceLock::new(),
             secrets: Arc::new(Secrets::new(
@@ -238,6 +234,15 @@ impl Config {
         self.current_context = None;
         self
     }
+}
+
+/// What the plugin search path is made of, kept until it is needed.
+struct SearchInputs {
+    flags: Vec<PathBuf>,
+    env_path: Option<OsString>,
+    context_dirs: Vec<PathBuf>,
+    all_context_dirs: Vec<PathBuf>,
+    defaults: bool,
 }
 
 /// The result of a best-effort operation on one provider.
@@ -336,8 +341,8 @@ impl Slot {
 pub struct AuthClient {
     config: Config,
     context: Option<ContextConfig>,
-    search_path: Vec<PluginDir>,
-    search_all_contexts: Vec<PluginDir>,
+    search: SearchInputs,
+    search_path: OnceLock<Vec<PluginDir>>,
     pending_factories: Mutex<Option<Vec<Box<dyn ProviderFactory>>>>,
     registry: OnceLock<Registry>,
     secrets: Arc<Secrets>,
@@ -367,7 +372,10 @@ impl AuthClient {
 
     /// The plugin search path.
     pub fn search_path(&self) -> &[PluginDir] {
-        &self.search_path
+        self.search_path.get_or_init(|| {
+            let s = &self.search;
+            search_path(&s.flags, s.env_path.as_deref(), &s.context_dirs, s.defaults)
+        })
     }
 
     /// The file credential store (also where the lock files live, whatever the backend).
@@ -394,7 +402,7 @@ impl AuthClient {
                     tracing::warn!("{e}");
                 }
             }
-            registry.load_dirs(&self.search_path);
+            registry.load_dirs(self.search_path());
             registry
         })
     }
@@ -716,7 +724,13 @@ impl AuthClient {
     /// Builds providers without using them: no network, no prompts, no store writes.
     pub fn validate_all_contexts(&self) -> Vec<ConfigProblem> {
         let mut registry = Registry::new();
-        registry.load_dirs(&self.search_all_contexts);
+        let s = &self.search;
+        registry.load_dirs(&search_path(
+            &s.flags,
+            s.env_path.as_deref(),
+            &s.all_context_dirs,
+            s.defaults,
+        ));
         let mut problems = Vec::new();
         for ctx in &self.config.contexts {
             for pc in &ctx.auth_providers {
