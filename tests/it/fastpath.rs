@@ -127,3 +127,42 @@ fn stale_and_reconfigured_answers_are_never_served() {
     ));
     assert_eq!(token(&home, &counter), "t3");
 }
+
+#[test]
+fn the_fast_path_answers_like_the_normal_path() {
+    let (home, counter) = setup();
+    assert_eq!(token(&home, &counter), "t1");
+    let q = |args: &[&str]| {
+        let r = run(home.qlam().env("QLAM_TEST_COUNTER", &counter).args(args));
+        r.ok();
+        r.stdout
+    };
+    // Served from the cache (the counter does not move), in every output form.
+    let json = q(&["--output=json", "auth", "token", "cmd"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+        serde_json::json!({"token": "t1", "expires_at": "2099-01-01T00:00:00Z"})
+    );
+    let exec = q(&["auth", "token", "--format", "exec-credential", "cmd"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&exec).unwrap()["status"],
+        serde_json::json!({"token": "t1", "expirationTimestamp": "2099-01-01T00:00:00Z"})
+    );
+    assert_eq!(q(&["--context", "x", "auth", "token", "cmd"]), "t1\n");
+    // Options the fast path does not take go the normal way, with the same answer.
+    let verbose = run(home
+        .qlam()
+        .env("QLAM_TEST_COUNTER", &counter)
+        .args(["-v", "auth", "token", "cmd"]));
+    verbose.ok();
+    assert_eq!(
+        verbose.stdout, "t1\n",
+        "clap's path serves the same remembered answer"
+    );
+    assert_eq!(std::fs::read_to_string(&counter).unwrap().trim(), "1");
+    // A bad value is still reported by the normal path.
+    run(home
+        .qlam()
+        .args(["auth", "token", "cmd", "--format", "yaml"]))
+    .code(2);
+}

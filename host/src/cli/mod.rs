@@ -20,6 +20,9 @@ use args::{
 };
 
 pub fn main() -> i32 {
+    if let Some(code) = fast_path() {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -39,6 +42,70 @@ pub fn main() -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// `qlam [global options] auth token|headers NAME [--format F]` with an answer still valid:
+/// served before clap (whose command tree is a third of the work of such a run), from
+/// configuration and store alone. Anything else, or any doubt, returns `None` and the normal
+/// path runs (and reports errors properly).
+fn fast_path() -> Option<i32> {
+    if std::env::var_os("QLAM_LOG").is_some() {
+        return None;
+    }
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string().ok())
+        .collect::<Option<_>>()?;
+    let (mut config, mut context, mut output, mut format) = (None, None, None, None);
+    let mut positional = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_owned())),
+            _ => (a.as_str(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next().cloned());
+        match name {
+            "--config" => config = Some(value()?),
+            "--context" => context = Some(value()?),
+            "--plugin-dir" => drop(value()?),
+            "--output" => output = Some(value()?),
+            "--format" => format = Some(value()?),
+            s if s.starts_with('-') => return None,
+            _ => positional.push(a.as_str()),
+        }
+    }
+    let json_output = match output.as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(_) => return None,
+    };
+    let ["auth", command, provider] = positional.as_slice() else {
+        return None;
+    };
+    let mut b = AuthClient::builder();
+    if let Some(c) = config {
+        b = b.config_file(c);
+    }
+    if let Some(c) = context {
+        b = b.context(c);
+    }
+    let client = b.build().ok()?;
+    match (*command, format.as_deref()) {
+        ("token", f) => {
+            let format = match f {
+                None => None,
+                Some("raw") => Some(TokenFormat::Raw),
+                Some("json") => Some(TokenFormat::Json),
+                Some("exec-credential") => Some(TokenFormat::ExecCredential),
+                Some(_) => return None,
+            };
+            print_token(json_output, &client.cached_token(provider)?, format);
+        }
+        ("headers", None) => print_headers(json_output, &client.cached_headers(provider)?),
+        _ => return None,
+    }
+    Some(0)
 }
 
 fn init_logging(verbose: u8) {
@@ -224,13 +291,13 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
     match cmd {
         AuthCommand::Token { provider, format } => {
             if let Some(t) = client.cached_token(provider) {
-                print_token(ctx, &t, *format);
+                print_token(ctx.json(), &t, *format);
                 return Ok(0);
             }
         }
         AuthCommand::Headers { provider } => {
             if let Some(h) = client.cached_headers(provider) {
-                print_headers(ctx, &h);
+                print_headers(ctx.json(), &h);
                 return Ok(0);
             }
         }
@@ -352,11 +419,11 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
             Ok(0)
         }
         AuthCommand::Token { provider, format } => {
-            print_token(ctx, &client.token(provider)?, *format);
+            print_token(ctx.json(), &client.token(provider)?, *format);
             Ok(0)
         }
         AuthCommand::Headers { provider } => {
-            print_headers(ctx, &client.headers(provider)?);
+            print_headers(ctx.json(), &client.headers(provider)?);
             Ok(0)
         }
         AuthCommand::Credential {
@@ -370,8 +437,8 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
     }
 }
 
-fn print_token(ctx: &Ctx, t: &qlam_host::api::Token, format: Option<TokenFormat>) {
-    let format = format.unwrap_or(if ctx.json() {
+fn print_token(json_output: bool, t: &qlam_host::api::Token, format: Option<TokenFormat>) {
+    let format = format.unwrap_or(if json_output {
         TokenFormat::Json
     } else {
         TokenFormat::Raw
@@ -396,8 +463,8 @@ fn print_token(ctx: &Ctx, t: &qlam_host::api::Token, format: Option<TokenFormat>
     }
 }
 
-fn print_headers(ctx: &Ctx, h: &qlam_host::api::Headers) {
-    if ctx.json() {
+fn print_headers(json_output: bool, h: &qlam_host::api::Headers) {
+    if json_output {
         let map: serde_json::Map<String, Value> = h
             .headers
             .iter()
