@@ -47,6 +47,7 @@ pub struct AuthClientBuilder {
     refresh_skew: Duration,
     lock_timeout: Duration,
     credential_store: Option<StoreKind>,
+    plugin_index: bool,
 }
 
 impl Default for AuthClientBuilder {
@@ -64,6 +65,7 @@ impl Default for AuthClientBuilder {
             refresh_skew: DEFAULT_REFRESH_SKEW,
             lock_timeout: crate::lock::DEFAULT_LOCK_TIMEOUT,
             credential_store: None,
+            plugin_index: true,
         }
     }
 }
@@ -127,6 +129,13 @@ impl AuthClientBuilder {
     /// Sets an extra margin: answers are refreshed this long before their `Until` time.
     pub fn refresh_skew(mut self, skew: Duration) -> Self {
         self.refresh_skew = skew;
+        self
+    }
+
+    /// Does not use the plugin index (`~/.cache/qlam/plugin-index.json`): every library on
+    /// the search path is opened.
+    pub fn no_plugin_index(mut self) -> Self {
+        self.plugin_index = false;
         self
     }
 
@@ -211,6 +220,11 @@ impl AuthClientBuilder {
             context,
             search,
             search_path: OnceLock::new(),
+            plugin_index: if self.plugin_index {
+                paths::plugin_index_file()
+            } else {
+                None
+            },
             pending_factories: Mutex::new(Some(self.factories)),
             registry: OnceLock::new(),
             secrets: Arc::new(Secrets::new(
@@ -343,6 +357,7 @@ pub struct AuthClient {
     context: Option<ContextConfig>,
     search: SearchInputs,
     search_path: OnceLock<Vec<PluginDir>>,
+    plugin_index: Option<PathBuf>,
     pending_factories: Mutex<Option<Vec<Box<dyn ProviderFactory>>>>,
     registry: OnceLock<Registry>,
     secrets: Arc<Secrets>,
@@ -391,7 +406,10 @@ impl AuthClient {
     /// The registry; plugins are loaded the first time this is called.
     pub fn registry(&self) -> &Registry {
         self.registry.get_or_init(|| {
-            let mut registry = Registry::new();
+            let mut registry = match &self.plugin_index {
+                Some(p) => Registry::with_index(p.clone()),
+                None => Registry::new(),
+            };
             let pending = self
                 .pending_factories
                 .lock()
@@ -403,6 +421,7 @@ impl AuthClient {
                 }
             }
             registry.load_dirs(self.search_path());
+            registry.save_index();
             registry
         })
     }
@@ -469,7 +488,8 @@ impl AuthClient {
             interaction: self.interaction.clone(),
         });
         let handle = ptype
-            .factory
+            .factory()
+            .map_err(|e| e.context(format_args!("provider `{name}` ({})", self.where_(pc))))?
             .build(&ctx.name, name, &pc.config, services)
             .map_err(|e| {
                 Error::provider(e).context(format_args!("provider `{name}` ({})", self.where_(pc)))
@@ -686,7 +706,7 @@ impl AuthClient {
         for pc in &ctx.auth_providers {
             let ptype = self.registry().get(&pc.provider_type);
             let extra_info = ptype
-                .and_then(|t| t.factory.extra_info(&pc.config).ok())
+                .and_then(|t| t.factory().ok()?.extra_info(&pc.config).ok())
                 .unwrap_or_default();
             let mut description = ptype
                 .map(|t| t.description.clone())
@@ -749,13 +769,11 @@ impl AuthClient {
                             store: self.secrets.clone(),
                             interaction: Arc::new(NonInteractive),
                         });
-                        t.factory.build(&ctx.name, &pc.name, &pc.config, services).map(drop).map_err(|e| {
-                            Error::provider(e).context(format_args!(
-                                "provider `{}` in context `{}` ({})",
-                                pc.name,
-                                ctx.name,
-                                self.where_(pc)
-                            ))
+                        let place = format!("provider `{}` in context `{}` ({})", pc.name, ctx.name, self.where_(pc));
+                        t.factory().map_err(|e| e.context(&place)).and_then(|f| {
+                            f.build(&ctx.name, &pc.name, &pc.config, services)
+                                .map(drop)
+                                .map_err(|e| Error::provider(e).context(&place))
                         })
                     }
                 };

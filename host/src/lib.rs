@@ -34,6 +34,7 @@ mod keyring_store;
 mod libcheck;
 pub mod lock;
 pub mod paths;
+mod plugin_index;
 pub mod plugins;
 mod services;
 pub mod store;

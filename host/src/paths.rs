@@ -15,6 +15,11 @@ pub fn user_plugin_dir() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join("qlam").join("plugins"))
 }
 
+/// `~/.cache/qlam/plugin-index.json` on Linux (honours `$XDG_CACHE_HOME`).
+pub fn plugin_index_file() -> Option<PathBuf> {
+    dirs::cache_dir().map(|d| d.join("qlam").join("plugin-index.json"))
+}
+
 /// `~/.local/state/qlam/credentials` on Linux (honours `$XDG_STATE_HOME`); the local data
 /// dir where there is no state dir (macOS, Windows).
 pub fn default_store_dir() -> Option<PathBuf> {

@@ -8,13 +8,15 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use indexmap::IndexMap;
-use qlam_plugin_api::ffi::{load_library, FactoryHandle, LoadError};
+use qlam_plugin_api::ffi::{load_library, FactoryHandle, LoadError, LoadErrorKind};
 use qlam_plugin_api::{Capabilities, ProviderFactory};
 
 use crate::error::{Error, Result};
 use crate::paths;
+use crate::plugin_index::{IndexedOutcome, IndexedType, PluginIndex, Stamp};
 
 /// Where a plugin folder on the search path came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +132,89 @@ pub struct ProviderType {
     pub capabilities: Capabilities,
     /// Where it came from.
     pub origin: Origin,
-    pub(crate) factory: FactoryHandle,
+    source: FactorySource,
+}
+
+/// A factory at hand, or the library to open when it is first needed (known from the index).
+#[derive(Debug, Clone)]
+enum FactorySource {
+    Ready(FactoryHandle),
+    Lazy(Arc<LazyLibrary>),
+}
+
+#[derive(Debug)]
+struct LazyLibrary {
+    path: PathBuf,
+    loaded: OnceLock<std::result::Result<Vec<(String, FactoryHandle)>, String>>,
+}
+
+impl ProviderType {
+    /// The factory, opening its library now if the index let it wait.
+    pub(crate) fn factory(&self) -> Result<FactoryHandle> {
+        match &self.source {
+            FactorySource::Ready(f) => Ok(*f),
+            FactorySource::Lazy(lib) => {
+                let loaded = lib.loaded.get_or_init(|| {
+                    tracing::debug!(
+                        "opening plugin `{}` for provider type `{}`",
+                        lib.path.display(),
+                        self.name
+                    );
+                    open_library(&lib.path)
+                        .map(|l| l.factories)
+                        .map_err(|e| e.to_string())
+                });
+                match loaded {
+                    Ok(factories) => factories.iter().find(|(n, _)| *n == self.name).map(|(_, f)| *f).ok_or_else(|| {
+                        Error::plugin(format!(
+                            "plugin `{}` no longer provides `{}`; `qlam plugins list` shows what it provides now",
+                            lib.path.display(),
+                            self.name
+                        ))
+                    }),
+                    Err(e) => Err(Error::plugin(e.clone())),
+                }
+            }
+        }
+    }
+}
+
+/// The structural check, then the loader.
+fn open_library(
+    path: &Path,
+) -> std::result::Result<qlam_plugin_api::ffi::LoadedLibrary, LoadError> {
+    if let Some(summary) = crate::libcheck::problem(path) {
+        return Err(LoadError {
+            path: path.to_owned(),
+            kind: LoadErrorKind::Open,
+            summary,
+            detail: String::new(),
+            api_version: None,
+        });
+    }
+    load_library(path)
+}
+
+fn kind_name(k: LoadErrorKind) -> &'static str {
+    match k {
+        LoadErrorKind::Open => "open",
+        LoadErrorKind::NotAPlugin => "not_a_plugin",
+        LoadErrorKind::IncompatibleVersion => "incompatible_version",
+        LoadErrorKind::IncompatibleLayout => "incompatible_layout",
+        LoadErrorKind::IncompatibleAbiStable => "incompatible_abi_stable",
+        _ => "init_failed",
+    }
+}
+
+fn kind_from_name(s: &str) -> LoadErrorKind {
+    match s {
+        "open" => LoadErrorKind::Open,
+        "not_a_plugin" => LoadErrorKind::NotAPlugin,
+        "incompatible_version" => LoadErrorKind::IncompatibleVersion,
+        "incompatible_layout" => LoadErrorKind::IncompatibleLayout,
+        "incompatible_abi_stable" => LoadErrorKind::IncompatibleAbiStable,
+        _ => LoadErrorKind::InitFailed,
+    }
 }
 
 /// A provider type that was found again after the first one, and ignored.
@@ -184,12 +268,39 @@ pub struct Registry {
     duplicates: Vec<Duplicate>,
     diagnostics: Vec<Diagnostic>,
     loaded_paths: HashSet<PathBuf>,
+    index: Option<PluginIndex>,
 }
 
 impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
         Registry::default()
+    }
+
+    /// An empty registry that remembers what each library exports in the index at `path`,
+    /// so that later a command opens only the library it needs.
+    pub fn with_index(path: PathBuf) -> Self {
+        Registry {
+            index: Some(PluginIndex::open(path)),
+            ..Registry::default()
+        }
+    }
+
+    /// Writes the index back, when there is one and it changed.
+    pub fn save_index(&mut self) {
+        if let Some(i) = &mut self.index {
+            i.save();
+        }
+    }
+
+    /// The factory of a provider type, opening its library if needed.
+    pub fn factory(&self, name: &str) -> Result<FactoryHandle> {
+        self.types
+            .get(name)
+            .ok_or_else(|| {
+                Error::plugin(format!("no loaded plugin provides provider type `{name}`"))
+            })?
+            .factory()
     }
 
     /// Registers an in-process provider type. It goes through the same adapter as a plugin
@@ -233,10 +344,31 @@ impl Registry {
                 description,
                 capabilities,
                 origin,
-                factory,
+                source: FactorySource::Ready(factory),
             },
         );
         Ok(())
+    }
+
+    fn add_indexed(&mut self, t: &IndexedType, lib: &Arc<LazyLibrary>, origin: Origin) {
+        if let Some(existing) = self.types.get(&t.name) {
+            self.duplicates.push(Duplicate {
+                name: t.name.clone(),
+                kept: existing.origin.clone(),
+                ignored: origin,
+            });
+            return;
+        }
+        self.types.insert(
+            t.name.clone(),
+            ProviderType {
+                name: t.name.clone(),
+                description: t.description.clone(),
+                capabilities: Capabilities::from_bits(t.capabilities),
+                origin,
+                source: FactorySource::Lazy(lib.clone()),
+            },
+        );
     }
 
     /// Lists the library files of a folder: the platform's extension, regular files, sorted.
@@ -291,34 +423,56 @@ impl Registry {
         if let Some(i) = self.libraries.iter().position(|l| l.path == path) {
             return &self.libraries[i];
         }
-        let outcome = if let Some(summary) = crate::libcheck::problem(&path) {
-            LibraryOutcome::Refused(LoadError {
-                path: path.clone(),
-                kind: qlam_plugin_api::ffi::LoadErrorKind::Open,
-                summary,
-                detail: String::new(),
-                api_version: None,
-            })
-        } else {
-            match load_library(&path) {
-                Ok(lib) => {
-                    let mut provider_types = Vec::new();
-                    let mut errors: Vec<String> =
-                        lib.factory_errors.iter().map(|e| e.to_string()).collect();
-                    for (name, handle) in lib.factories {
-                        match self.add(name.clone(), handle, Origin::Library(path.clone())) {
-                            Ok(()) => provider_types.push(name),
-                            Err(e) => errors.push(e),
-                        }
-                    }
-                    self.loaded_paths.insert(path.clone());
-                    LibraryOutcome::Loaded {
-                        api_version: lib.api_version,
-                        provider_types,
-                        errors,
-                    }
+        // A file the index knows, unchanged since: its provider types are registered without
+        // opening it (the library is opened when one of them is first used); a refused file
+        // stays refused without being handed to the loader again.
+        let stamp = std::fs::metadata(&path)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| Stamp::of(&m));
+        let indexed = stamp.and_then(|st| {
+            self.index
+                .as_ref()
+                .and_then(|i| i.lookup(&path, st))
+                .cloned()
+        });
+        let outcome = match indexed {
+            Some(IndexedOutcome::Loaded {
+                api_version,
+                types,
+                errors,
+            }) => {
+                let lib = Arc::new(LazyLibrary {
+                    path: path.clone(),
+                    loaded: OnceLock::new(),
+                });
+                for t in &types {
+                    self.add_indexed(t, &lib, Origin::Library(path.clone()));
                 }
-                Err(e) => LibraryOutcome::Refused(e),
+                LibraryOutcome::Loaded {
+                    api_version,
+                    provider_types: types.into_iter().map(|t| t.name).collect(),
+                    errors,
+                }
+            }
+            Some(IndexedOutcome::Refused {
+                kind,
+                summary,
+                detail,
+                api_version,
+            }) => LibraryOutcome::Refused(LoadError {
+                path: path.clone(),
+                kind: kind_from_name(&kind),
+                summary,
+                detail,
+                api_version,
+            }),
+            None => {
+                let (outcome, indexed) = self.load_now(&path);
+                if let (Some(st), Some(index)) = (stamp, self.index.as_mut()) {
+                    index.insert(path.clone(), st, indexed);
+                }
+                outcome
             }
         };
         match &outcome {
@@ -337,6 +491,56 @@ impl Registry {
         }
         self.libraries.push(LibraryReport { path, outcome });
         self.libraries.last().expect("just pushed")
+    }
+
+    /// Opens a library now and registers its provider types.
+    fn load_now(&mut self, path: &Path) -> (LibraryOutcome, IndexedOutcome) {
+        match open_library(path) {
+            Ok(lib) => {
+                let mut types = Vec::new();
+                let mut errors: Vec<String> =
+                    lib.factory_errors.iter().map(|e| e.to_string()).collect();
+                for (name, handle) in lib.factories {
+                    match self.add(name.clone(), handle, Origin::Library(path.to_owned())) {
+                        Ok(()) => {
+                            // Describe it from the factory itself, for the index.
+                            let description = handle.description().unwrap_or_default();
+                            let capabilities =
+                                handle.capabilities().map(Capabilities::bits).unwrap_or(0);
+                            types.push(IndexedType {
+                                name,
+                                description,
+                                capabilities,
+                            });
+                        }
+                        Err(e) => errors.push(e),
+                    }
+                }
+                self.loaded_paths.insert(path.to_owned());
+                let outcome = LibraryOutcome::Loaded {
+                    api_version: lib.api_version.clone(),
+                    provider_types: types.iter().map(|t| t.name.clone()).collect(),
+                    errors: errors.clone(),
+                };
+                (
+                    outcome,
+                    IndexedOutcome::Loaded {
+                        api_version: lib.api_version,
+                        types,
+                        errors,
+                    },
+                )
+            }
+            Err(e) => {
+                let indexed = IndexedOutcome::Refused {
+                    kind: kind_name(e.kind).into(),
+                    summary: e.summary.clone(),
+                    detail: e.detail.clone(),
+                    api_version: e.api_version.clone(),
+                };
+                (LibraryOutcome::Refused(e), indexed)
+            }
+        }
     }
 
     /// A provider type by name.

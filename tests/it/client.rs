@@ -397,6 +397,7 @@ fn a_second_in_process_type_of_the_same_name_is_refused_and_plugins_lose_to_in_p
     let c = AuthClient::builder()
         .ignore_environment()
         .no_default_plugin_dirs()
+        .no_plugin_index()
         .plugin_dir(&plugins)
         .config(
             Config::parse(

@@ -400,3 +400,129 @@ fn panics_in_every_provider_call_become_errors_naming_the_provider() {
         lines[0]
     );
 }
+
+/// Runs qlam under strace and returns (run, the files it opened).
+fn traced(home: &Home, args: &[&str], env: &[(&str, &str)]) -> (crate::util::Run, Vec<String>) {
+    let mut cmd = std::process::Command::new("strace");
+    let trace = home.path().join("trace");
+    cmd.args(["-f", "-e", "trace=openat,open", "-o"])
+        .arg(&trace);
+    cmd.arg(artifacts().bin_dir.join("qlam")).args(args);
+    for (k, v) in home.qlam().get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let run = crate::util::run(&mut cmd);
+    let opened = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("ENOENT"))
+        .filter_map(|l| l.split('"').nth(1).map(str::to_owned))
+        .collect();
+    (run, opened)
+}
+
+fn have_strace() -> bool {
+    std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_warm_index_opens_only_the_library_a_command_needs() {
+    assert!(
+        have_strace(),
+        "this test needs strace (apt-get install strace; .ci/run installs it)"
+    );
+    let home = Home::new();
+    home.write_config(DEMO_CONFIG);
+    // Cold: every library is opened and remembered.
+    let (r, opened) = traced(
+        &home,
+        &["auth", "headers", "env-key"],
+        &[("QLAM_TEST_API_KEY", "k")],
+    );
+    r.ok();
+    assert!(
+        opened
+            .iter()
+            .any(|p| p.ends_with("libqlam_provider_basic.so")),
+        "cold: all opened"
+    );
+    assert!(home.path().join("cache/qlam/plugin-index.json").exists());
+    // Warm: only the library of the `token` type.
+    let (r, opened) = traced(
+        &home,
+        &["auth", "headers", "env-key"],
+        &[("QLAM_TEST_API_KEY", "k")],
+    );
+    r.ok();
+    assert_eq!(r.stdout, "X-API-Key: k\n");
+    let mut libs: Vec<&String> = opened
+        .iter()
+        .filter(|p| p.contains("libqlam_provider"))
+        .collect();
+    // (Opened twice: the structural check reads its headers, then the loader maps it.)
+    libs.dedup();
+    assert_eq!(libs.len(), 1, "{libs:?}");
+    assert!(libs[0].ends_with("libqlam_provider_token.so"), "{libs:?}");
+}
+
+#[test]
+fn a_changed_library_is_read_again_and_a_refused_file_is_not_reloaded() {
+    assert!(have_strace(), "this test needs strace");
+    let home = Home::new();
+    let dir = home.path().join("p");
+    let a = artifacts();
+    install(&a.token_lib, &dir, "libvendor.so");
+    std::fs::write(dir.join("notalib.so"), "text\n").unwrap();
+    let d = dir.to_str().unwrap();
+    let types = |home: &Home| -> serde_json::Value {
+        let v = home
+            .run(&["--plugin-dir", d, "--output", "json", "plugins", "list"])
+            .json();
+        v["libraries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["path"].as_str().unwrap().ends_with("libvendor.so"))
+            .unwrap()["provider_types"]
+            .clone()
+    };
+    assert_eq!(types(&home), serde_json::json!(["token"]));
+    // Replaced the way an installer should (write elsewhere, rename over): read again.
+    install(&a.basic_lib, home.path(), "new.so");
+    std::fs::rename(home.path().join("new.so"), dir.join("libvendor.so")).unwrap();
+    assert_eq!(types(&home), serde_json::json!(["basic"]));
+    // The refused file is still reported, from the index, without being opened again.
+    let (r, opened) = traced(&home, &["--plugin-dir", d, "plugins", "list"], &[]);
+    r.ok();
+    assert!(
+        r.stdout.contains("notalib.so") && r.stdout.contains("no ELF header"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !opened.iter().any(|p| p.ends_with("notalib.so")),
+        "{opened:?}"
+    );
+    // Fixed in place (new content, new size): tried again.
+    std::fs::copy(&a.token_lib, dir.join("notalib.so")).unwrap();
+    let v = home
+        .run(&["--plugin-dir", d, "--output", "json", "plugins", "list"])
+        .json();
+    let fixed = v["libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["path"].as_str().unwrap().ends_with("notalib.so"))
+        .unwrap()
+        .clone();
+    assert_eq!(fixed["status"], "loaded", "{fixed}");
+}

@@ -44,6 +44,7 @@ fn race(disable_locks: bool) -> Outcome {
     let client = AuthClient::builder()
         .ignore_environment()
         .no_default_plugin_dirs()
+        .no_plugin_index()
         .plugin_dir(&artifacts().bin_dir)
         .config_file(home.config_path())
         .store_dir(home.store_dir())
