@@ -25,16 +25,31 @@ for i in $(seq -w 1 100); do
   cp "target/release/libqlam_provider_token.$ext" "$work/plugins100/libvendor$i.$ext"
 done
 export HOME="$work/home" XDG_CONFIG_HOME="$work/home/.config" XDG_DATA_HOME="$work/home/.local/share" XDG_STATE_HOME="$work/home/.local/state"
+XDG_CACHE_HOME_BENCH="$work/cold-cache"
+"target/release/qlam" --plugin-dir "$work/plugins100" plugins list >/dev/null 2>&1 # warms the index
 qlam=target/release/qlam
 runs=30
 [ $quick = 1 ] && runs=5
 if ! command -v hyperfine >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get install -y -qq hyperfine >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq hyperfine >/dev/null 2>&1)) || true
 fi
+# The floor: a C program that only dlopens the same 100 files.
+cat > "$work/floor.c" <<'C'
+#include <dlfcn.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (!dlopen(argv[i], RTLD_NOW | RTLD_LOCAL)) { fprintf(stderr, "%s\n", dlerror()); return 1; }
+  return 0;
+}
+C
+cc -O2 -o "$work/floor" "$work/floor.c" -ldl
 if command -v hyperfine >/dev/null 2>&1; then
   hyperfine -N --warmup 3 --runs $runs \
-    -n "bundled plugins only (2 libraries)" "$qlam plugins list" \
-    -n "plus 100 plugin libraries" "$qlam --plugin-dir $work/plugins100 plugins list"
+    -n "bundled plugins only (3 libraries)" "$qlam plugins list" \
+    -n "dlopen of the 100 files (floor)" "$work/floor $(ls "$work"/plugins100/*.$ext | tr '\n' ' ')" \
+    -n "plus 100 libraries, no index" --prepare "rm -rf $XDG_CACHE_HOME_BENCH" "env XDG_CACHE_HOME=$XDG_CACHE_HOME_BENCH $qlam --plugin-dir $work/plugins100 plugins list" \
+    -n "plus 100 libraries, warm index" "$qlam --plugin-dir $work/plugins100 plugins list"
 else
   python3 - "$qlam" "$work/plugins100" $runs <<'PY'
 import statistics, subprocess, sys, time
