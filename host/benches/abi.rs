@@ -95,34 +95,18 @@ fn bench(c: &mut Criterion) {
             |b| {
                 b.iter_custom(|iters| {
                     let client = &client;
-                    let start = Instant::now();
-                    std::thread::scope(|s| {
-                        for _ in 0..threads {
-                            s.spawn(move || {
-                                for _ in 0..iters {
-                                    std::hint::black_box(client.headers("t").unwrap());
-                                }
-                            });
-                        }
-                    });
-                    start.elapsed()
+                    parallel(threads, iters, move || {
+                        std::hint::black_box(client.headers("t").unwrap());
+                    })
                 })
             },
         );
         g.bench_function(format!("abi_headers_env_{threads}_threads_parallel"), |b| {
             let provider = &provider;
             b.iter_custom(|iters| {
-                let start = Instant::now();
-                std::thread::scope(|s| {
-                    for _ in 0..threads {
-                        s.spawn(move || {
-                            for _ in 0..iters {
-                                std::hint::black_box(provider.headers().unwrap());
-                            }
-                        });
-                    }
-                });
-                start.elapsed()
+                parallel(threads, iters, move || {
+                    std::hint::black_box(provider.headers().unwrap());
+                })
             })
         });
     }
@@ -150,17 +134,9 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("headers_{threads}_threads_parallel"), |b| {
             b.iter_custom(|iters| {
                 let client = &client;
-                let start = Instant::now();
-                std::thread::scope(|s| {
-                    for _ in 0..threads {
-                        s.spawn(move || {
-                            for _ in 0..iters {
-                                std::hint::black_box(client.headers("v").unwrap());
-                            }
-                        });
-                    }
-                });
-                start.elapsed()
+                parallel(threads, iters, move || {
+                    std::hint::black_box(client.headers("v").unwrap());
+                })
             })
         });
     }
@@ -219,6 +195,21 @@ impl HttpHeaders for ValidProvider {
             cache: CacheControl::Until(self.0),
         })
     }
+}
+
+/// Runs `f` `iters` times on each of `threads` threads at once; the wall time of it all.
+fn parallel(threads: usize, iters: u64, f: impl Fn() + Copy + Send) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(move || {
+                for _ in 0..iters {
+                    f();
+                }
+            });
+        }
+    });
+    start.elapsed()
 }
 
 criterion_group! {

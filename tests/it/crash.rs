@@ -11,20 +11,12 @@ use qlam_host::store::FileStore;
 use crate::util::oauth::OAuthServer;
 use crate::util::{run, Home};
 
-fn config(server: &OAuthServer) -> String {
-    format!(
-        "current_context = \"t\"\n[contexts.t]\n[[contexts.t.auth_providers]]\nname = \"sso\"\nprovider = \"oauth\"\nissuer = \"{}\"\nclient_id = \"qlam-cli\"\nscopes = [\"openid\", \"offline_access\"]\nca_file = \"{}\"\n",
-        server.issuer,
-        server.ca_file.display()
-    )
-}
-
 #[test]
 fn killed_between_the_token_response_and_the_write_or_before_the_rename() {
     let server = OAuthServer::start(600);
     for failpoint in ["store-before-write", "write-before-rename"] {
         let home = Home::new();
-        home.write_config(&config(&server));
+        home.write_config(&server.sso_config());
         run(home
             .qlam()
             .env("BROWSER", server.browser(""))

@@ -12,14 +12,6 @@ use crate::util::{artifacts, Home};
 const PROCESSES: usize = 16;
 const THREADS: usize = 16;
 
-fn config(server: &OAuthServer) -> String {
-    format!(
-        "current_context = \"t\"\n[contexts.t]\n[[contexts.t.auth_providers]]\nname = \"sso\"\nprovider = \"oauth\"\nissuer = \"{}\"\nclient_id = \"qlam-cli\"\nscopes = [\"openid\", \"offline_access\", \"api\"]\nca_file = \"{}\"\n",
-        server.issuer,
-        server.ca_file.display()
-    )
-}
-
 struct Outcome {
     ok: usize,
     failures: Vec<String>,
@@ -32,7 +24,7 @@ struct Outcome {
 fn race(disable_locks: bool) -> Outcome {
     let server = OAuthServer::start(1);
     let home = Home::new();
-    home.write_config(&config(&server));
+    home.write_config(&server.sso_config());
     crate::util::run(
         home.qlam()
             .env("BROWSER", server.browser(""))
@@ -145,7 +137,7 @@ fn two_concurrent_logins_make_one_device_code_and_the_second_reuses_the_first() 
     use std::io::{BufRead, BufReader};
     let server = OAuthServer::start(600);
     let home = Home::new();
-    home.write_config(&config(&server));
+    home.write_config(&server.sso_config());
     let login = || {
         home.qlam()
             .args(["auth", "login", "sso", "--flow", "device"])

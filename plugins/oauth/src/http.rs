@@ -100,17 +100,8 @@ impl Http {
         for (name, value) in parts.headers.iter() {
             req = req.header(name, value);
         }
-        let resp = req
-            .send()
-            .map_err(|e| HttpError::Network(error_chain(&e)))?;
-        let status = resp.status();
-        if status.is_redirection() {
-            return Err(HttpError::Redirect(status.as_u16()));
-        }
-        if status.is_server_error() {
-            return Err(HttpError::Server(status.as_u16()));
-        }
-        let mut builder = oauth2::http::Response::builder().status(status.as_u16());
+        let resp = send(req)?;
+        let mut builder = oauth2::http::Response::builder().status(resp.status().as_u16());
         for (name, value) in resp.headers() {
             builder = builder.header(name.as_str(), value.as_bytes());
         }
@@ -123,35 +114,38 @@ impl Http {
             .map_err(|e| HttpError::Network(e.to_string()))
     }
 
-    /// A GET that expects JSON (discovery, userinfo).
-    pub fn get_json(
-        &self,
-        url: &url::Url,
-        bearer: Option<&str>,
-    ) -> std::result::Result<(u16, Vec<u8>), HttpError> {
-        let mut req = self
-            .client
-            .get(url.as_str())
-            .header("Accept", "application/json");
-        if let Some(t) = bearer {
-            req = req.bearer_auth(t);
-        }
-        let resp = req
-            .send()
-            .map_err(|e| HttpError::Network(error_chain(&e)))?;
+    /// A GET that expects JSON (discovery).
+    pub fn get_json(&self, url: &url::Url) -> std::result::Result<(u16, Vec<u8>), HttpError> {
+        let resp = send(
+            self.client
+                .get(url.as_str())
+                .header("Accept", "application/json"),
+        )?;
         let status = resp.status();
-        if status.is_redirection() {
-            return Err(HttpError::Redirect(status.as_u16()));
-        }
-        if status.is_server_error() {
-            return Err(HttpError::Server(status.as_u16()));
-        }
         let body = resp
             .bytes()
             .map_err(|e| HttpError::Network(error_chain(&e)))?
             .to_vec();
         Ok((status.as_u16(), body))
     }
+}
+
+/// Sends; a redirect (never followed) and a 5xx are errors, every other status is the
+/// caller's to interpret.
+fn send(
+    req: reqwest::blocking::RequestBuilder,
+) -> std::result::Result<reqwest::blocking::Response, HttpError> {
+    let resp = req
+        .send()
+        .map_err(|e| HttpError::Network(error_chain(&e)))?;
+    let status = resp.status();
+    if status.is_redirection() {
+        return Err(HttpError::Redirect(status.as_u16()));
+    }
+    if status.is_server_error() {
+        return Err(HttpError::Server(status.as_u16()));
+    }
+    Ok(resp)
 }
 
 /// An [`HttpError`] as a provider error: network trouble and 5xx are transient (keep every

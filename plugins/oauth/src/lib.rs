@@ -259,7 +259,7 @@ impl OAuthProvider {
         for c in candidates {
             let u = Url::parse(&c).map_err(|e| Error::other(e.to_string()))?;
             self.log(LogLevel::Debug, &format!("discovery: GET {u}"));
-            match self.http()?.get_json(&u, None) {
+            match self.http()?.get_json(&u) {
                 Ok((200, body)) => {
                     let m: Metadata = serde_json::from_slice(&body).map_err(|e| {
                         Error::other(format!(

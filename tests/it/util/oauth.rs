@@ -139,6 +139,15 @@ impl OAuthServer {
         }
     }
 
+    /// A configuration with one provider `sso` (the public client) in context `t`.
+    pub fn sso_config(&self) -> String {
+        format!(
+            "current_context = \"t\"\n[contexts.t]\n[[contexts.t.auth_providers]]\nname = \"sso\"\nprovider = \"oauth\"\nissuer = \"{}\"\nclient_id = \"qlam-cli\"\nscopes = [\"openid\", \"offline_access\", \"api\"]\nca_file = \"{}\"\n",
+            self.issuer,
+            self.ca_file.display()
+        )
+    }
+
     /// The log lines with `event` (and `grant_type`, when given).
     pub fn events(&self, event: &str, grant_type: Option<&str>) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(&self.log_file).unwrap_or_default();
