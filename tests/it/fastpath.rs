@@ -28,25 +28,9 @@ fn token(home: &Home, counter: &std::path::Path) -> String {
     r.stdout.trim().to_owned()
 }
 
-/// Installs a Debian package's tool when missing and we can.
-fn require_tool(tool: &str) {
-    let have = || {
-        std::process::Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !have() {
-        let _ = std::process::Command::new("sh")
-            .args(["-c", &format!("apt-get install -y -qq {tool} || (apt-get update -qq && apt-get install -y -qq {tool})")])
-            .status();
-    }
-    assert!(have(), "this test needs `{tool}` (apt-get install {tool})");
-}
-
 #[test]
 fn a_valid_answer_is_served_without_opening_any_plugin() {
-    require_tool("strace");
+    crate::util::require_tool("strace");
     let (home, counter) = setup();
     assert_eq!(token(&home, &counter), "t1");
     let mut cmd = std::process::Command::new("strace");

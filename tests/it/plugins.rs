@@ -427,19 +427,9 @@ fn traced(home: &Home, args: &[&str], env: &[(&str, &str)]) -> (crate::util::Run
     (run, opened)
 }
 
-fn have_strace() -> bool {
-    std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 #[test]
 fn a_warm_index_opens_only_the_library_a_command_needs() {
-    assert!(
-        have_strace(),
-        "this test needs strace (apt-get install strace; .ci/run installs it)"
-    );
+    crate::util::require_tool("strace");
     let home = Home::new();
     home.write_config(DEMO_CONFIG);
     // Cold: every library is opened and remembered.
@@ -476,7 +466,7 @@ fn a_warm_index_opens_only_the_library_a_command_needs() {
 
 #[test]
 fn a_changed_library_is_read_again_and_a_refused_file_is_not_reloaded() {
-    assert!(have_strace(), "this test needs strace");
+    crate::util::require_tool("strace");
     let home = Home::new();
     let dir = home.path().join("p");
     let a = artifacts();

@@ -351,3 +351,19 @@ name = "cmd"
 provider = "token"
 command = ["sh", "-c", "echo '{\"token\": \"from-command\", \"expires_at\": \"2099-01-01T00:00:00Z\"}'"]
 "#;
+
+/// Installs a Debian package's tool when missing and we can.
+pub fn require_tool(tool: &str) {
+    let have = || {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have() {
+        let _ = std::process::Command::new("sh")
+            .args(["-c", &format!("apt-get install -y -qq {tool} || (apt-get update -qq && apt-get install -y -qq {tool})")])
+            .status();
+    }
+    assert!(have(), "this test needs `{tool}` (apt-get install {tool})");
+}
