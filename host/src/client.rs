@@ -410,6 +410,7 @@ impl AuthClient {
                 Some(p) => Registry::with_index(p.clone()),
                 None => Registry::new(),
             };
+            registry.allow_symlinks(self.config.allow_symlink_plugins);
             let pending = self
                 .pending_factories
                 .lock()
@@ -744,6 +745,7 @@ impl AuthClient {
     /// Builds providers without using them: no network, no prompts, no store writes.
     pub fn validate_all_contexts(&self) -> Vec<ConfigProblem> {
         let mut registry = Registry::new();
+        registry.allow_symlinks(self.config.allow_symlink_plugins);
         let s = &self.search;
         registry.load_dirs(&search_path(
             &s.flags,

@@ -37,6 +37,8 @@ pub struct Config {
     pub contexts: Vec<ContextConfig>,
     /// Where credentials are kept, unless a context says otherwise.
     pub credential_store: Option<StoreKind>,
+    /// Whether plugin files may be symbolic links (their targets are checked).
+    pub allow_symlink_plugins: bool,
 }
 
 /// One context.
@@ -72,6 +74,8 @@ pub struct ProviderConfig {
 struct RawConfig {
     current_context: Option<Spanned<String>>,
     credential_store: Option<StoreKind>,
+    #[serde(default)]
+    allow_symlink_plugins: bool,
     #[serde(default)]
     contexts: IndexMap<String, RawContext>,
 }
@@ -240,6 +244,7 @@ impl Config {
             current_context,
             contexts,
             credential_store: raw.credential_store,
+            allow_symlink_plugins: raw.allow_symlink_plugins,
         })
     }
 

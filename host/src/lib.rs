@@ -38,6 +38,7 @@ mod plugin_index;
 pub mod plugins;
 mod services;
 pub mod store;
+mod trust;
 
 pub use client::{
     AuthClient, AuthClientBuilder, ConfigProblem, Outcome, ProviderInfo, ProviderStatus,

@@ -6,14 +6,22 @@
 //! lies inside the file, turns that crash into an error message.
 
 use std::io::Read;
-use std::path::Path;
 
 /// Why a file is not a loadable library for this platform; `None` when it looks well formed.
-pub fn problem(path: &Path) -> Option<String> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) => return Some(format!("cannot be opened: {e}")),
-    };
+#[cfg(test)]
+pub fn problem(path: &std::path::Path) -> Option<String> {
+    match std::fs::File::open(path) {
+        Ok(mut f) => problem_in(&mut f),
+        Err(e) => Some(format!("cannot be opened: {e}")),
+    }
+}
+
+/// The same check on an open file (the descriptor that will be loaded).
+pub fn problem_in(file: &mut std::fs::File) -> Option<String> {
+    use std::io::{Seek, SeekFrom};
+    if let Err(e) = file.seek(SeekFrom::Start(0)) {
+        return Some(format!("cannot be read: {e}"));
+    }
     let size = match file.metadata() {
         Ok(m) if !m.is_file() => return Some("is not a regular file".into()),
         Ok(m) => m.len(),
@@ -27,7 +35,7 @@ pub fn problem(path: &Path) -> Option<String> {
         return Some(format!("cannot be read: {e}"));
     }
     if cfg!(target_os = "linux") || cfg!(target_os = "freebsd") {
-        check_elf(&mut file, &head, size)
+        check_elf(file, &head, size)
     } else if cfg!(target_os = "macos") {
         let magic = u32::from_le_bytes(head.get(..4)?.try_into().ok()?);
         match magic {
@@ -294,7 +302,7 @@ mod tests {
             "/usr/lib/x86_64-linux-gnu/libz.so.1",
             "/lib64/libm.so.6",
         ] {
-            let p = Path::new(candidate);
+            let p = std::path::Path::new(candidate);
             if p.exists() && std::env::consts::ARCH == "x86_64" {
                 assert_eq!(problem(p), None, "{candidate}");
                 return;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use indexmap::IndexMap;
-use qlam_plugin_api::ffi::{load_library, FactoryHandle, LoadError, LoadErrorKind};
+use qlam_plugin_api::ffi::{load_library_from, FactoryHandle, LoadError, LoadErrorKind};
 use qlam_plugin_api::{Capabilities, ProviderFactory};
 
 use crate::error::{Error, Result};
@@ -145,6 +145,7 @@ enum FactorySource {
 #[derive(Debug)]
 struct LazyLibrary {
     path: PathBuf,
+    allow_symlinks: bool,
     loaded: OnceLock<std::result::Result<Vec<(String, FactoryHandle)>, String>>,
 }
 
@@ -160,7 +161,7 @@ impl ProviderType {
                         lib.path.display(),
                         self.name
                     );
-                    open_library(&lib.path)
+                    open_library(&lib.path, lib.allow_symlinks)
                         .map(|l| l.factories)
                         .map_err(|e| e.to_string())
                 });
@@ -179,20 +180,35 @@ impl ProviderType {
     }
 }
 
-/// The structural check, then the loader.
+/// The trust checks, the structural check, then the loader — all on one open descriptor.
 fn open_library(
     path: &Path,
+    allow_symlinks: bool,
 ) -> std::result::Result<qlam_plugin_api::ffi::LoadedLibrary, LoadError> {
-    if let Some(summary) = crate::libcheck::problem(path) {
-        return Err(LoadError {
-            path: path.to_owned(),
-            kind: LoadErrorKind::Open,
-            summary,
-            detail: String::new(),
-            api_version: None,
-        });
+    let refuse = |kind, summary| LoadError {
+        path: path.to_owned(),
+        kind,
+        summary,
+        detail: String::new(),
+        api_version: None,
+    };
+    let mut checked = crate::trust::check(path, allow_symlinks).map_err(|s| {
+        let kind = if s == "is not a regular file" || s.starts_with("cannot be") {
+            LoadErrorKind::Open
+        } else {
+            LoadErrorKind::Untrusted
+        };
+        refuse(kind, s)
+    })?;
+    if let Some(summary) = crate::libcheck::problem_in(&mut checked.file) {
+        return Err(refuse(LoadErrorKind::Open, summary));
     }
-    load_library(path)
+    let loaded = load_library_from(&checked.load_path, path);
+    // Keep the descriptor open for the life of the process, like the library itself: the
+    // loader knows libraries by name, and a reused `/proc/self/fd/N` would make the next
+    // library "already loaded" as this one.
+    std::mem::forget(checked.file);
+    loaded
 }
 
 fn kind_name(k: LoadErrorKind) -> &'static str {
@@ -202,6 +218,7 @@ fn kind_name(k: LoadErrorKind) -> &'static str {
         LoadErrorKind::IncompatibleVersion => "incompatible_version",
         LoadErrorKind::IncompatibleLayout => "incompatible_layout",
         LoadErrorKind::IncompatibleAbiStable => "incompatible_abi_stable",
+        LoadErrorKind::Untrusted => "untrusted",
         _ => "init_failed",
     }
 }
@@ -213,6 +230,7 @@ fn kind_from_name(s: &str) -> LoadErrorKind {
         "incompatible_version" => LoadErrorKind::IncompatibleVersion,
         "incompatible_layout" => LoadErrorKind::IncompatibleLayout,
         "incompatible_abi_stable" => LoadErrorKind::IncompatibleAbiStable,
+        "untrusted" => LoadErrorKind::Untrusted,
         _ => LoadErrorKind::InitFailed,
     }
 }
@@ -269,6 +287,7 @@ pub struct Registry {
     diagnostics: Vec<Diagnostic>,
     loaded_paths: HashSet<PathBuf>,
     index: Option<PluginIndex>,
+    allow_symlinks: bool,
 }
 
 impl Registry {
@@ -284,6 +303,11 @@ impl Registry {
             index: Some(PluginIndex::open(path)),
             ..Registry::default()
         }
+    }
+
+    /// Follows symbolic links to plugin files (their targets are checked); off by default.
+    pub fn allow_symlinks(&mut self, allow: bool) {
+        self.allow_symlinks = allow;
     }
 
     /// Writes the index back, when there is one and it changed.
@@ -444,6 +468,7 @@ impl Registry {
             }) => {
                 let lib = Arc::new(LazyLibrary {
                     path: path.clone(),
+                    allow_symlinks: self.allow_symlinks,
                     loaded: OnceLock::new(),
                 });
                 for t in &types {
@@ -469,7 +494,10 @@ impl Registry {
             }),
             None => {
                 let (outcome, indexed) = self.load_now(&path);
-                if let (Some(st), Some(index)) = (stamp, self.index.as_mut()) {
+                // A refusal for ownership or permissions is checked again next time: fixing
+                // it (chmod, chown) does not change what the index keys on.
+                let untrusted = matches!(&outcome, LibraryOutcome::Refused(e) if e.kind == LoadErrorKind::Untrusted);
+                if let (Some(st), Some(index), false) = (stamp, self.index.as_mut(), untrusted) {
                     index.insert(path.clone(), st, indexed);
                 }
                 outcome
@@ -495,7 +523,7 @@ impl Registry {
 
     /// Opens a library now and registers its provider types.
     fn load_now(&mut self, path: &Path) -> (LibraryOutcome, IndexedOutcome) {
-        match open_library(path) {
+        match open_library(path, self.allow_symlinks) {
             Ok(lib) => {
                 let mut types = Vec::new();
                 let mut errors: Vec<String> =

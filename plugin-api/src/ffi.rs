@@ -877,6 +877,8 @@ pub enum LoadErrorKind {
     IncompatibleAbiStable,
     /// Its initialiser panicked or failed.
     InitFailed,
+    /// Refused before loading: ownership, permissions, a symbolic link (host policy).
+    Untrusted,
 }
 
 /// A library that could not be loaded: one line for people, full detail for `-v`.
@@ -912,6 +914,16 @@ pub fn compatible_range() -> String {
 /// # Safety of loading
 /// Loading a shared library runs its initialisers; the caller decides which files to trust.
 pub fn load_library(path: &Path) -> std::result::Result<LoadedLibrary, LoadError> {
+    load_library_from(path, path)
+}
+
+/// Loads the library at `load_path` (for example `/proc/self/fd/N`, the descriptor the host
+/// checked), naming it `shown_path` in every message and report.
+pub fn load_library_from(
+    load_path: &Path,
+    shown_path: &Path,
+) -> std::result::Result<LoadedLibrary, LoadError> {
+    let path = shown_path;
     let fail = |kind, summary: String, detail: String, api_version: Option<String>| LoadError {
         path: path.to_owned(),
         kind,
@@ -919,7 +931,7 @@ pub fn load_library(path: &Path) -> std::result::Result<LoadedLibrary, LoadError
         detail,
         api_version,
     };
-    let header = lib_header_from_path(path).map_err(|e| {
+    let header = lib_header_from_path(load_path).map_err(|e| {
         let detail = e.to_string();
         match e {
             LibraryError::GetSymbolError { .. } => fail(
@@ -936,7 +948,7 @@ pub fn load_library(path: &Path) -> std::result::Result<LoadedLibrary, LoadError
             ),
             LibraryError::OpenError { err, .. } => fail(
                 LoadErrorKind::Open,
-                format!("cannot be loaded as a shared library: {}", dlopen_reason(&err.to_string(), path)),
+                format!("cannot be loaded as a shared library: {}", dlopen_reason(&err.to_string(), load_path)),
                 detail,
                 None,
             ),

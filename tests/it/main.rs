@@ -12,4 +12,5 @@ mod oauth;
 mod plugins;
 mod race;
 mod secrets;
+mod trust;
 mod util;

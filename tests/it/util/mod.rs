@@ -130,6 +130,7 @@ pub fn artifacts() -> &'static Artifacts {
             "qlam-fixture-panicky-loader",
             "qlam-fixture-changed-layout",
             "qlam-fixture-old-api",
+            "qlam-fixture-marker",
         ] {
             link_or_copy(
                 &fixtures_target.join("debug").join(lib_name(f)),

@@ -1,0 +1,168 @@
+//! Checks a plugin file before it reaches the dynamic loader (whose constructors run at
+//! load): a regular file (a symbolic link only when allowed, and then its target is checked),
+//! owned by root or by the user, not writable by group or others, in folders that are owned
+//! by root or the user and not writable by others (as OpenSSH's StrictModes; a root-owned
+//! sticky folder such as /tmp is fine). The file is opened once; the checks, the structural
+//! check and the loading all use that descriptor (`/proc/self/fd/N` on Linux), so what was
+//! checked is what is loaded.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// A file that passed the checks, held open.
+#[derive(Debug)]
+pub struct Checked {
+    pub file: File,
+    /// The path to hand to the loader: the open descriptor where the OS allows it.
+    pub load_path: PathBuf,
+}
+
+#[cfg(unix)]
+fn owner_ok(uid: u32) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    uid == 0 || uid == unsafe { libc::geteuid() }
+}
+
+fn who_can_write(mode: u32) -> &'static str {
+    match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => "its group and others",
+        (true, false) => "its group",
+        _ => "others",
+    }
+}
+
+/// Checks `path`; `Err` is the one-line reason for refusing it.
+pub fn check(path: &Path, allow_symlinks: bool) -> Result<Checked, String> {
+    if !path.is_absolute() {
+        return Err("is not an absolute path".into());
+    }
+    let link = std::fs::symlink_metadata(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let real = if link.file_type().is_symlink() {
+        if !allow_symlinks {
+            return Err(
+                "is a symbolic link; qlam loads regular files only (set `allow_symlink_plugins = true` to follow links: their target is checked)"
+                    .into(),
+            );
+        }
+        std::fs::canonicalize(path)
+            .map_err(|e| format!("is a symbolic link that cannot be followed: {e}"))?
+    } else {
+        path.to_owned()
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    let file = opts
+        .open(&real)
+        .map_err(|e| format!("cannot be opened: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if !owner_ok(meta.uid()) {
+            return Err(format!(
+                "is owned by user {}, neither you nor root; refusing to load it",
+                meta.uid()
+            ));
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(format!(
+                "is writable by {} (mode {mode:o}): anyone who can change it could run code in qlam; run `chmod go-w` on it",
+                who_can_write(mode)
+            ));
+        }
+        for dir in real.ancestors().skip(1) {
+            let m = std::fs::metadata(dir)
+                .map_err(|e| format!("its folder `{}` cannot be read: {e}", dir.display()))?;
+            if !owner_ok(m.uid()) {
+                return Err(format!(
+                    "is in folder `{}`, owned by user {}, neither you nor root; refusing to load it",
+                    dir.display(),
+                    m.uid()
+                ));
+            }
+            let mode = m.mode() & 0o7777;
+            let sticky_root = mode & 0o1000 != 0 && m.uid() == 0;
+            if mode & 0o022 != 0 && !sticky_root {
+                return Err(format!(
+                    "is in folder `{}`, which is writable by {} (mode {mode:o}): anyone who can write there could swap the library; run `chmod go-w` on it",
+                    dir.display(),
+                    who_can_write(mode)
+                ));
+            }
+        }
+    }
+    #[cfg(target_os = "linux")]
+    let load_path = {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
+    };
+    #[cfg(not(target_os = "linux"))]
+    let load_path = real;
+    Ok(Checked { file, load_path })
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn setup() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("libx.so");
+        std::fs::write(&p, b"x").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn refusals_name_the_reason() {
+        let (dir, p) = setup();
+        assert!(check(&p, false).is_ok());
+        assert_eq!(
+            check(Path::new("libx.so"), false).unwrap_err(),
+            "is not an absolute path"
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o775)).unwrap();
+        assert!(check(&p, false)
+            .unwrap_err()
+            .starts_with("is writable by its group (mode 775)"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = check(&p, false).unwrap_err();
+        assert!(
+            e.contains("which is writable by its group and others (mode 777)"),
+            "{e}"
+        );
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let link = dir.path().join("liblink.so");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        assert!(check(&link, false)
+            .unwrap_err()
+            .starts_with("is a symbolic link"));
+        assert!(check(&link, true).is_ok(), "allowed, and the target passes");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
+            assert!(check(&p, false)
+                .unwrap_err()
+                .starts_with("is owned by user 65534"));
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_load_path_is_the_checked_descriptor() {
+        let (_dir, p) = setup();
+        let c = check(&p, false).unwrap();
+        assert!(c.load_path.starts_with("/proc/self/fd/"));
+        assert_eq!(std::fs::read_link(&c.load_path).unwrap(), p);
+    }
+}

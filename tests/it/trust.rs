@@ -1,0 +1,138 @@
+//! Trust checks before the loader: a library refused for ownership, permissions or being a
+//! symbolic link never runs its constructor (the fixture's would write a marker file).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::util::{fixture, install, run, Home};
+
+struct Case {
+    home: Home,
+    dir: PathBuf,
+    lib: PathBuf,
+    marker: PathBuf,
+}
+
+fn case() -> Case {
+    let home = Home::new();
+    let dir = home.path().join("parent/plugins");
+    let lib = install(&fixture("qlam-fixture-marker"), &dir, "libmarker.so");
+    for d in [home.path().join("parent"), dir.clone()] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let marker = home.path().join("marker");
+    Case {
+        home,
+        dir,
+        lib,
+        marker,
+    }
+}
+
+fn list(c: &Case, dir: &Path) -> crate::util::Run {
+    let r = run(c.home.qlam().env("QLAM_TEST_MARKER", &c.marker).args([
+        "--plugin-dir",
+        dir.to_str().unwrap(),
+        "plugins",
+        "list",
+    ]));
+    r.ok();
+    r
+}
+
+fn refused(c: &Case, dir: &Path, reason: &str) {
+    let r = list(c, dir);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("libmarker.so"))
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(line.starts_with("refused"), "{line}");
+    assert!(line.contains(reason), "expected `{reason}` in\n{line}");
+    assert!(!c.marker.exists(), "the refused library's constructor ran");
+    // The bundled plugins still load in the same run.
+    assert!(
+        r.stdout.lines().filter(|l| l.starts_with("loaded")).count() >= 3,
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_library_that_passes_is_loaded_and_its_constructor_runs() {
+    let c = case();
+    let r = list(&c, &c.dir);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("loaded") && l.ends_with("marker")),
+        "{}",
+        r.stdout
+    );
+    assert!(c.marker.exists(), "the control: the marker works");
+}
+
+#[test]
+fn a_group_writable_folder_or_file_is_refused_before_loading() {
+    let c = case();
+    std::fs::set_permissions(&c.dir, std::fs::Permissions::from_mode(0o775)).unwrap();
+    refused(
+        &c,
+        &c.dir,
+        &format!(
+            "is in folder `{}`, which is writable by its group (mode 775)",
+            c.dir.display()
+        ),
+    );
+    std::fs::set_permissions(&c.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&c.lib, std::fs::Permissions::from_mode(0o664)).unwrap();
+    refused(&c, &c.dir, "is writable by its group (mode 664)");
+}
+
+#[test]
+fn a_world_writable_parent_is_refused_before_loading() {
+    let c = case();
+    let parent = c.home.path().join("parent");
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o777)).unwrap();
+    refused(
+        &c,
+        &c.dir,
+        &format!(
+            "is in folder `{}`, which is writable by its group and others (mode 777)",
+            parent.display()
+        ),
+    );
+}
+
+#[test]
+fn a_symbolic_link_is_refused_unless_allowed_then_its_target_is_checked() {
+    let c = case();
+    let links = c.home.path().join("links");
+    std::fs::create_dir(&links).unwrap();
+    std::os::unix::fs::symlink(&c.lib, links.join("libmarker.so")).unwrap();
+    refused(&c, &links, "is a symbolic link");
+    // Allowed in the configuration: the target (in a sound folder) is loaded.
+    c.home.write_config("allow_symlink_plugins = true\n");
+    let r = list(&c, &links);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("loaded") && l.contains("libmarker.so")),
+        "{}",
+        r.stdout
+    );
+    assert!(c.marker.exists());
+}
+
+#[test]
+fn a_library_owned_by_another_user_is_refused_before_loading() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: cannot give the fixture to another user; skipped");
+        return;
+    }
+    let c = case();
+    std::os::unix::fs::chown(&c.lib, Some(65534), None).unwrap();
+    refused(&c, &c.dir, "is owned by user 65534, neither you nor root");
+}
