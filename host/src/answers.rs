@@ -58,7 +58,23 @@ pub fn path(entry: &Path) -> PathBuf {
 }
 
 fn read(path: &Path, hash: &str) -> Option<AnswerFile> {
-    let bytes = std::fs::read(path).ok()?;
+    let mut file = std::fs::File::open(path).ok()?;
+    // Like the credential files: an answer file that is not ours and private is not used.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata().ok()?;
+        // SAFETY: geteuid has no preconditions.
+        if meta.uid() != unsafe { libc::geteuid() } || meta.mode() & 0o077 != 0 {
+            tracing::warn!(
+                "ignoring answer cache `{}`: not owned by you or readable by others",
+                path.display()
+            );
+            return None;
+        }
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
     let f: AnswerFile = serde_json::from_slice(&bytes).ok()?;
     (f.config_hash == hash).then_some(f)
 }
@@ -180,6 +196,15 @@ mod tests {
             assert_eq!(
                 std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
                 0o600
+            );
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(
+                token(&p, &hash, now).is_none(),
+                "a file others can read is not used"
             );
         }
         drop_all(&p);
