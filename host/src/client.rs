@@ -410,7 +410,7 @@ impl AuthClient {
                 Some(p) => Registry::with_index(p.clone()),
                 None => Registry::new(),
             };
-            registry.allow_symlinks(self.config.allow_symlink_plugins);
+            registry.set_trust(self.trust_policy());
             let pending = self
                 .pending_factories
                 .lock()
@@ -425,6 +425,14 @@ impl AuthClient {
             registry.save_index();
             registry
         })
+    }
+
+    fn trust_policy(&self) -> crate::trust::TrustPolicy {
+        crate::trust::TrustPolicy {
+            allow_symlinks: self.config.allow_symlink_plugins,
+            pins: self.config.trusted_plugins.clone(),
+            require_pinned: self.config.require_pinned_plugins,
+        }
     }
 
     /// The names of the providers of the selected context, in file order.
@@ -745,7 +753,7 @@ impl AuthClient {
     /// Builds providers without using them: no network, no prompts, no store writes.
     pub fn validate_all_contexts(&self) -> Vec<ConfigProblem> {
         let mut registry = Registry::new();
-        registry.allow_symlinks(self.config.allow_symlink_plugins);
+        registry.set_trust(self.trust_policy());
         let s = &self.search;
         registry.load_dirs(&search_path(
             &s.flags,

@@ -39,6 +39,10 @@ pub struct Config {
     pub credential_store: Option<StoreKind>,
     /// Whether plugin files may be symbolic links (their targets are checked).
     pub allow_symlink_plugins: bool,
+    /// Plugin files pinned to a SHA-256 (`trusted_plugins`); paths are absolute.
+    pub trusted_plugins: Vec<(PathBuf, String)>,
+    /// Whether only pinned plugin files may be loaded.
+    pub require_pinned_plugins: bool,
 }
 
 /// One context.
@@ -77,7 +81,18 @@ struct RawConfig {
     #[serde(default)]
     allow_symlink_plugins: bool,
     #[serde(default)]
+    trusted_plugins: Vec<Spanned<RawPin>>,
+    #[serde(default)]
+    require_pinned_plugins: bool,
+    #[serde(default)]
     contexts: IndexMap<String, RawContext>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPin {
+    path: String,
+    sha256: String,
 }
 
 #[derive(Deserialize)]
@@ -226,6 +241,25 @@ impl Config {
                 credential_store: raw_ctx.credential_store,
             });
         }
+        let mut trusted_plugins = Vec::new();
+        for pin in raw.trusted_plugins {
+            let span = pin.span();
+            let pin = pin.into_inner();
+            let p = fsutil::expand_home(Path::new(&pin.path));
+            let p = if p.is_absolute() { p } else { base.join(p) };
+            if pin.sha256.len() != 64 || !pin.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(located(
+                    path,
+                    text,
+                    span.start,
+                    format_args!(
+                        "the sha256 of trusted plugin `{}` must be 64 hexadecimal digits",
+                        pin.path
+                    ),
+                ));
+            }
+            trusted_plugins.push((p, pin.sha256.to_ascii_lowercase()));
+        }
         let current_context = match raw.current_context {
             None => None,
             Some(c) => {
@@ -245,6 +279,8 @@ impl Config {
             contexts,
             credential_store: raw.credential_store,
             allow_symlink_plugins: raw.allow_symlink_plugins,
+            trusted_plugins,
+            require_pinned_plugins: raw.require_pinned_plugins,
         })
     }
 

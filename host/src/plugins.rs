@@ -145,7 +145,7 @@ enum FactorySource {
 #[derive(Debug)]
 struct LazyLibrary {
     path: PathBuf,
-    allow_symlinks: bool,
+    policy: crate::trust::TrustPolicy,
     loaded: OnceLock<std::result::Result<Vec<(String, FactoryHandle)>, String>>,
 }
 
@@ -161,7 +161,7 @@ impl ProviderType {
                         lib.path.display(),
                         self.name
                     );
-                    open_library(&lib.path, lib.allow_symlinks)
+                    open_library(&lib.path, &lib.policy)
                         .map(|l| l.factories)
                         .map_err(|e| e.to_string())
                 });
@@ -183,7 +183,7 @@ impl ProviderType {
 /// The trust checks, the structural check, then the loader — all on one open descriptor.
 fn open_library(
     path: &Path,
-    allow_symlinks: bool,
+    policy: &crate::trust::TrustPolicy,
 ) -> std::result::Result<qlam_plugin_api::ffi::LoadedLibrary, LoadError> {
     let refuse = |kind, summary| LoadError {
         path: path.to_owned(),
@@ -192,7 +192,7 @@ fn open_library(
         detail: String::new(),
         api_version: None,
     };
-    let mut checked = crate::trust::check(path, allow_symlinks).map_err(|s| {
+    let mut checked = crate::trust::check(path, policy).map_err(|s| {
         let kind = if s == "is not a regular file" || s.starts_with("cannot be") {
             LoadErrorKind::Open
         } else {
@@ -287,7 +287,7 @@ pub struct Registry {
     diagnostics: Vec<Diagnostic>,
     loaded_paths: HashSet<PathBuf>,
     index: Option<PluginIndex>,
-    allow_symlinks: bool,
+    policy: crate::trust::TrustPolicy,
 }
 
 impl Registry {
@@ -305,9 +305,9 @@ impl Registry {
         }
     }
 
-    /// Follows symbolic links to plugin files (their targets are checked); off by default.
-    pub fn allow_symlinks(&mut self, allow: bool) {
-        self.allow_symlinks = allow;
+    /// What plugin files must satisfy before they are loaded (symbolic links, pins).
+    pub(crate) fn set_trust(&mut self, policy: crate::trust::TrustPolicy) {
+        self.policy = policy;
     }
 
     /// Writes the index back, when there is one and it changed.
@@ -468,7 +468,7 @@ impl Registry {
             }) => {
                 let lib = Arc::new(LazyLibrary {
                     path: path.clone(),
-                    allow_symlinks: self.allow_symlinks,
+                    policy: self.policy.clone(),
                     loaded: OnceLock::new(),
                 });
                 for t in &types {
@@ -523,7 +523,7 @@ impl Registry {
 
     /// Opens a library now and registers its provider types.
     fn load_now(&mut self, path: &Path) -> (LibraryOutcome, IndexedOutcome) {
-        match open_library(path, self.allow_symlinks) {
+        match open_library(path, &self.policy) {
             Ok(lib) => {
                 let mut types = Vec::new();
                 let mut errors: Vec<String> =

@@ -9,6 +9,39 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+/// What the configuration says about plugin files.
+#[derive(Debug, Clone, Default)]
+pub struct TrustPolicy {
+    /// Follow symbolic links (their targets are checked).
+    pub allow_symlinks: bool,
+    /// `trusted_plugins`: files whose contents must have this SHA-256.
+    pub pins: Vec<(PathBuf, String)>,
+    /// `require_pinned_plugins`: load only pinned files.
+    pub require_pinned: bool,
+}
+
+/// The SHA-256 of an open file, hex (the descriptor is left at its start).
+pub fn sha256(file: &mut File) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(0))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    file.seek(SeekFrom::Start(0))?;
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 /// A file that passed the checks, held open.
 #[derive(Debug)]
 pub struct Checked {
@@ -32,7 +65,8 @@ fn who_can_write(mode: u32) -> &'static str {
 }
 
 /// Checks `path`; `Err` is the one-line reason for refusing it.
-pub fn check(path: &Path, allow_symlinks: bool) -> Result<Checked, String> {
+pub fn check(path: &Path, policy: &TrustPolicy) -> Result<Checked, String> {
+    let allow_symlinks = policy.allow_symlinks;
     if !path.is_absolute() {
         return Err("is not an absolute path".into());
     }
@@ -53,7 +87,7 @@ pub fn check(path: &Path, allow_symlinks: bool) -> Result<Checked, String> {
     opts.read(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NOFOLLOW | libc::O_CLOEXEC);
-    let file = opts
+    let mut file = opts
         .open(&real)
         .map_err(|e| format!("cannot be opened: {e}"))?;
     let meta = file
@@ -99,6 +133,25 @@ pub fn check(path: &Path, allow_symlinks: bool) -> Result<Checked, String> {
             }
         }
     }
+    // The hash is taken of the very descriptor that will be loaded.
+    let pin = policy.pins.iter().find(|(p, _)| p == path);
+    if pin.is_some() || policy.require_pinned {
+        let digest = sha256(&mut file).map_err(|e| format!("cannot be read: {e}"))?;
+        match pin {
+            Some((_, want)) if !want.eq_ignore_ascii_case(&digest) => {
+                return Err(format!(
+                    "does not match its pin in trusted_plugins (pinned sha256 {want}, the file's is {digest}); refusing to load it"
+                ))
+            }
+            Some(_) => {}
+            None => {
+                return Err(format!(
+                    "is not pinned, and require_pinned_plugins is set; to trust it add {{ path = \"{}\", sha256 = \"{digest}\" }} to trusted_plugins",
+                    path.display()
+                ))
+            }
+        }
+    }
     #[cfg(target_os = "linux")]
     let load_path = {
         use std::os::fd::AsRawFd;
@@ -125,18 +178,23 @@ mod tests {
     #[test]
     fn refusals_name_the_reason() {
         let (dir, p) = setup();
-        assert!(check(&p, false).is_ok());
+        let strict = TrustPolicy::default();
+        let links = TrustPolicy {
+            allow_symlinks: true,
+            ..TrustPolicy::default()
+        };
+        assert!(check(&p, &strict).is_ok());
         assert_eq!(
-            check(Path::new("libx.so"), false).unwrap_err(),
+            check(Path::new("libx.so"), &strict).unwrap_err(),
             "is not an absolute path"
         );
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o775)).unwrap();
-        assert!(check(&p, false)
+        assert!(check(&p, &strict)
             .unwrap_err()
             .starts_with("is writable by its group (mode 775)"));
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let e = check(&p, false).unwrap_err();
+        let e = check(&p, &strict).unwrap_err();
         assert!(
             e.contains("which is writable by its group and others (mode 777)"),
             "{e}"
@@ -144,24 +202,55 @@ mod tests {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let link = dir.path().join("liblink.so");
         std::os::unix::fs::symlink(&p, &link).unwrap();
-        assert!(check(&link, false)
+        assert!(check(&link, &strict)
             .unwrap_err()
             .starts_with("is a symbolic link"));
-        assert!(check(&link, true).is_ok(), "allowed, and the target passes");
+        assert!(
+            check(&link, &links).is_ok(),
+            "allowed, and the target passes"
+        );
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0 {
             std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
-            assert!(check(&p, false)
+            assert!(check(&p, &strict)
                 .unwrap_err()
                 .starts_with("is owned by user 65534"));
         }
+    }
+
+    #[test]
+    fn pins_are_checked_on_the_descriptor() {
+        let (_dir, p) = setup();
+        // sha256("x")
+        let right = "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881";
+        let pinned = |h: &str, require: bool| TrustPolicy {
+            pins: vec![(p.clone(), h.into())],
+            require_pinned: require,
+            ..TrustPolicy::default()
+        };
+        assert!(check(&p, &pinned(right, true)).is_ok());
+        assert!(check(&p, &pinned(&right.to_uppercase(), false)).is_ok());
+        let e = check(&p, &pinned(&"0".repeat(64), false)).unwrap_err();
+        assert!(
+            e.starts_with("does not match its pin in trusted_plugins") && e.contains(right),
+            "{e}"
+        );
+        let e = check(
+            &p,
+            &TrustPolicy {
+                require_pinned: true,
+                ..TrustPolicy::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.contains(&format!("sha256 = \"{right}\"")), "{e}");
     }
 
     #[cfg(target_os = "linux")]
     #[test]
     fn the_load_path_is_the_checked_descriptor() {
         let (_dir, p) = setup();
-        let c = check(&p, false).unwrap();
+        let c = check(&p, &TrustPolicy::default()).unwrap();
         assert!(c.load_path.starts_with("/proc/self/fd/"));
         assert_eq!(std::fs::read_link(&c.load_path).unwrap(), p);
     }

@@ -136,3 +136,85 @@ fn a_library_owned_by_another_user_is_refused_before_loading() {
     std::os::unix::fs::chown(&c.lib, Some(65534), None).unwrap();
     refused(&c, &c.dir, "is owned by user 65534, neither you nor root");
 }
+
+fn sha256_of(p: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(p)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn pinned_plugins_load_only_with_the_right_sha256() {
+    let c = case();
+    let right = sha256_of(&c.lib);
+    c.home.write_config(&format!(
+        "trusted_plugins = [{{ path = \"{}\", sha256 = \"{}\" }}]\n",
+        c.lib.display(),
+        "0".repeat(64)
+    ));
+    refused(
+        &c,
+        &c.dir,
+        &format!(
+            "does not match its pin in trusted_plugins (pinned sha256 {}, the file's is {right})",
+            "0".repeat(64)
+        ),
+    );
+    c.home.write_config(&format!(
+        "trusted_plugins = [{{ path = \"{}\", sha256 = \"{right}\" }}]\n",
+        c.lib.display()
+    ));
+    let r = list(&c, &c.dir);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("loaded") && l.ends_with("marker")),
+        "{}",
+        r.stdout
+    );
+    assert!(c.marker.exists());
+}
+
+#[test]
+fn require_pinned_plugins_refuses_everything_unpinned() {
+    let c = case();
+    c.home.write_config("require_pinned_plugins = true\n");
+    let r = list(&c, &c.dir);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("libmarker.so"))
+        .unwrap();
+    assert!(
+        line.starts_with("refused")
+            && line.contains("is not pinned, and require_pinned_plugins is set"),
+        "{line}"
+    );
+    assert!(!c.marker.exists());
+    assert_eq!(
+        r.stdout.lines().filter(|l| l.starts_with("loaded")).count(),
+        0,
+        "{}",
+        r.stdout
+    );
+    // A bad pin in the configuration names the file, line and column.
+    let path = c
+        .home
+        .write_config("trusted_plugins = [{ path = \"/x.so\", sha256 = \"abc\" }]\n");
+    let r = c.home.run(&["auth", "status"]);
+    r.code(1);
+    assert!(
+        r.stderr.contains(&format!(
+            "`{}`:1:20: the sha256 of trusted plugin `/x.so` must be 64 hexadecimal digits",
+            path.display()
+        )),
+        "{}",
+        r.stderr
+    );
+}
