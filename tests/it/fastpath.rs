@@ -30,36 +30,25 @@ fn token(home: &Home, counter: &std::path::Path) -> String {
 
 #[test]
 fn a_valid_answer_is_served_without_opening_any_plugin() {
-    crate::util::require_tool("strace");
     let (home, counter) = setup();
     assert_eq!(token(&home, &counter), "t1");
-    let mut cmd = std::process::Command::new("strace");
-    cmd.args(["-f", "-e", "trace=openat,open", "-o"])
-        .arg(home.path().join("trace"));
-    cmd.arg(crate::util::artifacts().bin_dir.join("qlam"))
-        .args(["auth", "token", "cmd"]);
-    let probe = home.qlam();
-    for (k, v) in probe.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    cmd.env("QLAM_TEST_COUNTER", &counter);
-    let r = run(&mut cmd);
+    let (r, opened) = crate::util::traced(
+        &home,
+        &["auth", "token", "cmd"],
+        &[("QLAM_TEST_COUNTER", counter.to_str().unwrap())],
+    );
     r.ok();
     assert_eq!(
         r.stdout, "t1\n",
         "the cached answer, the command did not run again"
     );
-    let trace = std::fs::read_to_string(home.path().join("trace")).unwrap();
     assert!(
-        trace.contains("cmd.answers.json"),
-        "the answer came from the store:\n{trace}"
+        opened.iter().any(|p| p.ends_with("cmd.answers.json")),
+        "the answer came from the store: {opened:?}"
     );
-    let opened_plugins: Vec<&str> = trace
-        .lines()
-        .filter(|l| l.contains("libqlam_provider"))
+    let opened_plugins: Vec<&String> = opened
+        .iter()
+        .filter(|p| p.contains("libqlam_provider"))
         .collect();
     assert!(
         opened_plugins.is_empty(),

@@ -401,39 +401,13 @@ fn panics_in_every_provider_call_become_errors_naming_the_provider() {
     );
 }
 
-/// Runs qlam under strace and returns (run, the files it opened).
-fn traced(home: &Home, args: &[&str], env: &[(&str, &str)]) -> (crate::util::Run, Vec<String>) {
-    let mut cmd = std::process::Command::new("strace");
-    let trace = home.path().join("trace");
-    cmd.args(["-f", "-e", "trace=openat,open", "-o"])
-        .arg(&trace);
-    cmd.arg(artifacts().bin_dir.join("qlam")).args(args);
-    for (k, v) in home.qlam().get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let run = crate::util::run(&mut cmd);
-    let opened = std::fs::read_to_string(&trace)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.contains("ENOENT"))
-        .filter_map(|l| l.split('"').nth(1).map(str::to_owned))
-        .collect();
-    (run, opened)
-}
-
 #[test]
 fn a_warm_index_opens_only_the_library_a_command_needs() {
     crate::util::require_tool("strace");
     let home = Home::new();
     home.write_config(DEMO_CONFIG);
     // Cold: every library is opened and remembered.
-    let (r, opened) = traced(
+    let (r, opened) = crate::util::traced(
         &home,
         &["auth", "headers", "env-key"],
         &[("QLAM_TEST_API_KEY", "k")],
@@ -447,7 +421,7 @@ fn a_warm_index_opens_only_the_library_a_command_needs() {
     );
     assert!(home.path().join("cache/qlam/plugin-index.json").exists());
     // Warm: only the library of the `token` type.
-    let (r, opened) = traced(
+    let (r, opened) = crate::util::traced(
         &home,
         &["auth", "headers", "env-key"],
         &[("QLAM_TEST_API_KEY", "k")],
@@ -491,7 +465,7 @@ fn a_changed_library_is_read_again_and_a_refused_file_is_not_reloaded() {
     std::fs::rename(home.path().join("new.so"), dir.join("libvendor.so")).unwrap();
     assert_eq!(types(&home), serde_json::json!(["basic"]));
     // The refused file is still reported, from the index, without being opened again.
-    let (r, opened) = traced(&home, &["--plugin-dir", d, "plugins", "list"], &[]);
+    let (r, opened) = crate::util::traced(&home, &["--plugin-dir", d, "plugins", "list"], &[]);
     r.ok();
     assert!(
         r.stdout.contains("notalib.so") && r.stdout.contains("no ELF header"),

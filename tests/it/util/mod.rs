@@ -368,3 +368,30 @@ pub fn require_tool(tool: &str) {
     }
     assert!(have(), "this test needs `{tool}` (apt-get install {tool})");
 }
+
+/// Runs qlam under strace and returns (run, the files it opened).
+pub fn traced(home: &Home, args: &[&str], env: &[(&str, &str)]) -> (Run, Vec<String>) {
+    require_tool("strace");
+    let mut cmd = std::process::Command::new("strace");
+    let trace = home.path().join("trace");
+    cmd.args(["-f", "-e", "trace=openat,open", "-o"])
+        .arg(&trace);
+    cmd.arg(artifacts().bin_dir.join("qlam")).args(args);
+    for (k, v) in home.qlam().get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let run = run(&mut cmd);
+    let opened = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("ENOENT"))
+        .filter_map(|l| l.split('"').nth(1).map(str::to_owned))
+        .collect();
+    (run, opened)
+}
