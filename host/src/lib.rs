@@ -35,6 +35,7 @@ mod libcheck;
 pub mod lock;
 pub mod paths;
 mod plugin_index;
+pub mod plugin_log;
 pub mod plugins;
 mod services;
 pub mod store;

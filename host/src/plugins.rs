@@ -204,6 +204,11 @@ fn open_library(
         return Err(refuse(LoadErrorKind::Open, summary));
     }
     let loaded = load_library_from(&checked.load_path, path);
+    if let Ok(lib) = &loaded {
+        if let Some(set_log_sink) = lib.set_log_sink {
+            set_log_sink(crate::plugin_log::sink_for_plugins());
+        }
+    }
     // Keep the descriptor open for the life of the process, like the library itself: the
     // loader knows libraries by name, and a reused `/proc/self/fd/N` would make the next
     // library "already loaded" as this one.

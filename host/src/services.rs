@@ -94,13 +94,6 @@ impl ServicesBackend for ProviderServices {
     }
 
     fn log(&self, level: LogLevel, message: &str) {
-        let provider = self.provider.as_str();
-        match level {
-            LogLevel::Trace => tracing::trace!(target: "qlam::plugin", provider, "{message}"),
-            LogLevel::Debug => tracing::debug!(target: "qlam::plugin", provider, "{message}"),
-            LogLevel::Info => tracing::info!(target: "qlam::plugin", provider, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "qlam::plugin", provider, "{message}"),
-            LogLevel::Error => tracing::error!(target: "qlam::plugin", provider, "{message}"),
-        }
+        crate::plugin_log::emit(level, &self.provider, message)
     }
 }

@@ -12,9 +12,13 @@
 //!   [`ProviderHandle`] turn FFI answers back into plain Rust. In-process factories
 //!   ([`FactoryHandle::in_process`]) go through the same adapter, so there is one code path.
 //!
-//! Evolution rule: new root-module fields and trait methods are appended after the
-//! `last_prefix_field`, with defaults; codes that may grow are plain integers. Every item here
-//! exists since qlam-plugin-api 0.1.0.
+//! Evolution rule: the root module and the trait vtables never change within a minor version
+//! series (0.1.x): abi_stable refuses a library whose interface has *fewer* fields than the
+//! host's, so an added field or method would lock out every plugin built before it (a test
+//! loads a plugin built against a frozen copy of 0.1.0 to keep us honest). Additions come as
+//! optional exported symbols (`qlam_…_vN`, looked up on the loaded library, absent in older
+//! plugins) and optional JSON members; codes that may grow are plain integers. Every item here
+//! exists since qlam-plugin-api 0.1.0 unless its documentation says otherwise.
 
 // abi_stable's derive and sabi_trait macros generate these; allowed here and nowhere else.
 #![allow(non_local_definitions, non_camel_case_types, missing_docs)]
@@ -215,6 +219,26 @@ pub struct PluginMod {
     pub factories: RSlice<'static, FfiFactoryBox>,
 }
 
+/// Where a plugin library's own `log` records (and `tracing` events) go: a host function, and
+/// the most verbose level the host wants (a [`LogLevel`] code; 5 = none). Handed over through
+/// the optional symbol [`LOG_SINK_SYMBOL`] (since qlam-plugin-api 0.1.1). Its layout is frozen:
+/// a change would be a new symbol (`…_v2`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FfiLogSink {
+    pub max_level: u8,
+    /// `(level, target, message)`; it never unwinds.
+    pub log: extern "C" fn(u8, RStr<'_>, RStr<'_>),
+}
+
+/// The optional function a plugin library exports to receive the host's [`FfiLogSink`]
+/// (`extern "C" fn(FfiLogSink)`). Libraries built before qlam-plugin-api 0.1.1 lack it.
+///
+/// Extensions come as optional symbols like this one because the root module and the trait
+/// vtables cannot grow: abi_stable refuses a library whose interface has fewer fields than the
+/// host's, so a new field would lock out every plugin built before it.
+pub const LOG_SINK_SYMBOL: &str = "qlam_plugin_set_log_sink_v1";
+
 impl RootModule for PluginModRef {
     declare_root_module_statics! {PluginModRef}
     const BASE_NAME: &'static str = "qlam_plugin";
@@ -225,6 +249,7 @@ impl RootModule for PluginModRef {
 /// Names and re-exports the `export_providers!` macro needs. Not part of the API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::logbridge::install as set_log_sink;
     pub use abi_stable::library::{
         __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
     };
@@ -858,6 +883,9 @@ pub struct LoadedLibrary {
     pub factories: Vec<(String, FactoryHandle)>,
     /// Provider types that could not even be named (their `name` failed or panicked).
     pub factory_errors: Vec<Error>,
+    /// Hands the library a log sink ([`LOG_SINK_SYMBOL`]); `None` for libraries built before
+    /// qlam-plugin-api 0.1.1.
+    pub set_log_sink: Option<extern "C" fn(FfiLogSink)>,
 }
 
 /// Why a library was refused.
@@ -1007,7 +1035,21 @@ pub fn load_library_from(
         api_version: module.api_version().to_string(),
         factories,
         factory_errors,
+        set_log_sink: optional_symbol(load_path, LOG_SINK_SYMBOL),
     })
+}
+
+/// An optional `extern "C" fn(FfiLogSink)` the loaded library at `load_path` exports.
+fn optional_symbol(load_path: &Path, name: &str) -> Option<extern "C" fn(FfiLogSink)> {
+    // The library is loaded (and never unloaded): this only takes another reference to it,
+    // dropped at the end, and runs no initialiser.
+    let lib = abi_stable::library::RawLibrary::load_at(load_path).ok()?;
+    let mut symbol = name.as_bytes().to_vec();
+    symbol.push(0);
+    // SAFETY: the symbol, where a library exports it, is the function `export_providers!`
+    // defines with exactly this signature.
+    let f = unsafe { lib.get::<extern "C" fn(FfiLogSink)>(&symbol) }.ok()?;
+    Some(*f)
 }
 
 fn first_line(s: &str) -> &str {

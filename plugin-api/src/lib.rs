@@ -189,6 +189,7 @@
 mod credential;
 mod error;
 pub mod ffi;
+mod logbridge;
 mod macros;
 mod provider;
 mod secret;

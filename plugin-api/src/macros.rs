@@ -31,6 +31,14 @@ macro_rules! export_providers {
             }
         };
 
+        /// Receives the host's log sink (`qlam_plugin_api::ffi::LOG_SINK_SYMBOL`).
+        #[doc(hidden)]
+        #[no_mangle]
+        pub extern "C" fn qlam_plugin_set_log_sink_v1(sink: $crate::ffi::FfiLogSink) {
+            // Never unwind into the host.
+            let _ = ::std::panic::catch_unwind(move || $crate::ffi::__private::set_log_sink(sink));
+        }
+
         #[doc(hidden)]
         fn __qlam_root_module() -> $crate::ffi::PluginModRef {
             fn make() -> ::std::vec::Vec<::std::boxed::Box<dyn $crate::ProviderFactory>> {

@@ -490,3 +490,145 @@ fn a_changed_library_is_read_again_and_a_refused_file_is_not_reloaded() {
         .clone();
     assert_eq!(fixed["status"], "loaded", "{fixed}");
 }
+
+#[test]
+fn a_plugin_built_against_the_frozen_first_interface_still_loads_and_works() {
+    // tests/fixtures/frozen/plugin-api-0.1.0 is qlam-plugin-api 0.1.0 as released; the
+    // first-layout fixture is built against it.
+    let home = Home::new();
+    let dir = home.path().join("plugins");
+    install(
+        &fixture("qlam-fixture-first-layout"),
+        &dir,
+        &lib_name("first"),
+    );
+    let cfg = home.write_config(
+        "current_context = \"x\"\n[contexts.x]\nauth_providers = [{ name = \"old\", provider = \"first-layout\" }]\n",
+    );
+    let (cfg, dir) = (cfg.to_str().unwrap(), dir.to_str().unwrap());
+    let run = home.run(&[
+        "--config",
+        cfg,
+        "--plugin-dir",
+        dir,
+        "--output",
+        "json",
+        "plugins",
+        "list",
+    ]);
+    run.ok();
+    let v = run.json();
+    let lib = v["libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["provider_types"] == serde_json::json!(["first-layout"]))
+        .unwrap_or_else(|| panic!("first-layout is listed as loaded: {v:#}"));
+    assert_eq!(lib["api_version"], "0.1.0");
+    assert_eq!(lib["status"], "loaded");
+    let run = home.run(&[
+        "--config",
+        cfg,
+        "--plugin-dir",
+        dir,
+        "auth",
+        "headers",
+        "old",
+    ]);
+    run.ok();
+    assert_eq!(run.stdout, "X-First: v0.1.0\n");
+    assert!(run.warnings().is_empty(), "{}", run.stderr);
+    let run = home.run(&["--config", cfg, "--plugin-dir", dir, "auth", "token", "old"]);
+    run.ok();
+    assert_eq!(run.stdout, "first-layout-token\n");
+}
+
+#[test]
+fn plugin_libraries_log_through_the_host_filtered_and_redacted() {
+    // The chatty fixture logs through its own `log` and `tracing` copies and through the host
+    // service, each line carrying a canary credential.
+    let home = Home::new();
+    let dir = home.path().join("plugins");
+    install(&fixture("qlam-fixture-chatty"), &dir, &lib_name("chatty"));
+    let cfg = home.write_config(
+        "current_context = \"x\"\n[contexts.x]\nauth_providers = [{ name = \"ch\", provider = \"chatty\" }]\n",
+    );
+    let (cfg, dir) = (cfg.to_str().unwrap(), dir.to_str().unwrap());
+    let base = [
+        "--config",
+        cfg,
+        "--plugin-dir",
+        dir,
+        "auth",
+        "headers",
+        "ch",
+    ];
+    let no_canary = |run: &crate::util::Run| {
+        for n in 1..=4 {
+            let canary = format!("canary-log-{n}");
+            assert!(
+                !run.stderr.contains(&canary),
+                "{canary} leaked:\n{}",
+                run.stderr
+            );
+            assert!(!run.stdout.contains(&canary));
+        }
+    };
+
+    // Default level (warnings): the three warnings, redacted; nothing below.
+    let run = home.run(&base);
+    run.ok();
+    assert_eq!(run.stdout, "X-Chatty: yes\n");
+    assert_eq!(
+        run.warnings(),
+        [
+            "warning: qlam_fixture_chatty: chatty-log-warn sending access_token=[REDACTED]",
+            "warning: qlam_fixture_chatty: chatty-tracing-warn password=[REDACTED]",
+            "warning: ch: chatty-service-warn client_secret=[REDACTED]",
+        ],
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("chatty-log-info"), "{}", run.stderr);
+    no_canary(&run);
+
+    // -v: info and debug from both crates, with their targets.
+    let mut args = vec!["-v"];
+    args.extend(base);
+    let run = home.run(&args);
+    run.ok();
+    for line in [
+        "info: qlam_fixture_chatty: chatty-log-info",
+        "debug: chatty::http: chatty-log-debug Authorization: Bearer [REDACTED]",
+        "debug: qlam_fixture_chatty: chatty-tracing-debug",
+    ] {
+        assert!(
+            run.stderr.lines().any(|l| l == line),
+            "missing `{line}`:\n{}",
+            run.stderr
+        );
+    }
+    no_canary(&run);
+
+    // QLAM_LOG filters plugin output like the host's own: errors only shows none of it.
+    let run = run_env(&home, &base, &[("QLAM_LOG", "error")]);
+    run.ok();
+    assert!(!run.stderr.contains("chatty-"), "{}", run.stderr);
+    let run = run_env(&home, &base, &[("QLAM_LOG", "trace")]);
+    run.ok();
+    assert!(
+        run.stderr.contains("chatty-tracing-debug"),
+        "{}",
+        run.stderr
+    );
+    no_canary(&run);
+}
+
+fn run_env(home: &Home, args: &[&str], env: &[(&str, &str)]) -> crate::util::Run {
+    let mut cmd = home.qlam();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    crate::util::run(&mut cmd)
+}

@@ -131,6 +131,8 @@ pub fn artifacts() -> &'static Artifacts {
             "qlam-fixture-changed-layout",
             "qlam-fixture-old-api",
             "qlam-fixture-marker",
+            "qlam-fixture-chatty",
+            "qlam-fixture-first-layout",
         ] {
             link_or_copy(
                 &fixtures_target.join("debug").join(lib_name(f)),
