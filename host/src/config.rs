@@ -346,6 +346,147 @@ pub fn set_current_context(path: &Path, name: &str) -> Result<()> {
     })
 }
 
+/// Reads `path` as an editable document; a missing file is an empty one.
+fn edit_document(path: &Path) -> Result<toml_edit::DocumentMut> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(Error::config(format!(
+                "cannot read config file `{}`: {e}",
+                path.display()
+            )))
+        }
+    };
+    if !text.is_empty() {
+        // Refuse to edit a file that does not parse as a qlam configuration.
+        Config::parse(&text, path)?;
+    }
+    text.parse()
+        .map_err(|e: toml_edit::TomlError| Error::config(format!("`{}`: {e}", path.display())))
+}
+
+fn save_document(path: &Path, doc: &toml_edit::DocumentMut) -> Result<()> {
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        fsutil::write_atomic(path, doc.to_string().as_bytes(), None)
+    };
+    write().map_err(|e| {
+        Error::config(format!(
+            "cannot write config file `{}`: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// The `trusted_plugins` entries of a document that name `plugin`, as (array index) — both
+/// spellings: an array of inline tables, or `[[trusted_plugins]]` tables.
+fn pin_entries(doc: &toml_edit::DocumentMut, config: &Path, plugin: &Path) -> Vec<usize> {
+    let base = config.parent().unwrap_or(Path::new("/"));
+    let names = |p: Option<&str>| p.is_some_and(|p| base.join(p) == plugin);
+    match doc.get("trusted_plugins") {
+        Some(toml_edit::Item::Value(toml_edit::Value::Array(a))) => a
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| {
+                names(
+                    v.as_inline_table()
+                        .and_then(|t| t.get("path"))
+                        .and_then(|p| p.as_str()),
+                )
+            })
+            .map(|(i, _)| i)
+            .collect(),
+        Some(toml_edit::Item::ArrayOfTables(a)) => a
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| names(t.get("path").and_then(|p| p.as_str())))
+            .map(|(i, _)| i)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Pins `plugin` (an absolute path) to `sha256` in `trusted_plugins` of the file at `path`
+/// (created if missing), replacing any pin of the same file and keeping everything else as
+/// it was. Answers whether an earlier pin was replaced.
+pub fn set_plugin_pin(path: &Path, plugin: &Path, sha256: &str) -> Result<bool> {
+    let mut doc = edit_document(path)?;
+    let existing = pin_entries(&doc, path, plugin);
+    let plugin_str = plugin.to_str().ok_or_else(|| {
+        Error::config(format!(
+            "cannot pin `{}`: the path is not valid UTF-8",
+            plugin.display()
+        ))
+    })?;
+    match doc.get_mut("trusted_plugins") {
+        Some(toml_edit::Item::ArrayOfTables(a)) => {
+            for &i in existing.iter().rev() {
+                a.remove(i);
+            }
+            let mut t = toml_edit::Table::new();
+            t["path"] = toml_edit::value(plugin_str);
+            t["sha256"] = toml_edit::value(sha256);
+            a.push(t);
+        }
+        Some(toml_edit::Item::Value(toml_edit::Value::Array(a))) => {
+            for &i in existing.iter().rev() {
+                a.remove(i);
+            }
+            let mut t = toml_edit::InlineTable::new();
+            t.insert("path", plugin_str.into());
+            t.insert("sha256", sha256.into());
+            a.push(t);
+            a.fmt();
+        }
+        Some(_) => {
+            return Err(Error::config(format!(
+                "`trusted_plugins` in `{}` is not a list; fix it by hand",
+                path.display()
+            )))
+        }
+        None => {
+            let mut t = toml_edit::InlineTable::new();
+            t.insert("path", plugin_str.into());
+            t.insert("sha256", sha256.into());
+            let mut a = toml_edit::Array::new();
+            a.push(t);
+            doc.insert("trusted_plugins", toml_edit::value(a));
+        }
+    }
+    save_document(path, &doc)?;
+    Ok(!existing.is_empty())
+}
+
+/// Removes every pin of `plugin` from the file at `path`; answers whether there was one.
+pub fn remove_plugin_pin(path: &Path, plugin: &Path) -> Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let mut doc = edit_document(path)?;
+    let existing = pin_entries(&doc, path, plugin);
+    if existing.is_empty() {
+        return Ok(false);
+    }
+    match doc.get_mut("trusted_plugins") {
+        Some(toml_edit::Item::ArrayOfTables(a)) => {
+            for &i in existing.iter().rev() {
+                a.remove(i);
+            }
+        }
+        Some(toml_edit::Item::Value(toml_edit::Value::Array(a))) => {
+            for &i in existing.iter().rev() {
+                a.remove(i);
+            }
+        }
+        _ => {}
+    }
+    save_document(path, &doc)?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,6 +630,117 @@ when = 1979-05-27T07:32:00Z
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "current_context = \"a\"\n[contexts.a]\n"
+        );
+    }
+
+    #[test]
+    fn pins_are_added_replaced_and_removed_keeping_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.toml");
+        let lib = Path::new("/home/u/.local/share/qlam/plugins/libacme.so");
+        // A missing file is created.
+        assert!(!set_plugin_pin(
+            &cfg,
+            lib,
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        )
+        .unwrap());
+        let c = Config::load(&cfg).unwrap();
+        assert_eq!(
+            c.trusted_plugins,
+            [(
+                lib.to_owned(),
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned()
+            )]
+        );
+        // Comments and other keys survive; a second pin of the same file replaces the first.
+        let text = format!(
+            "# my settings\ncurrent_context = \"dev\" # keep\n{}\n[contexts.dev]\n",
+            std::fs::read_to_string(&cfg).unwrap().trim()
+        );
+        std::fs::write(&cfg, text).unwrap();
+        assert!(set_plugin_pin(
+            &cfg,
+            lib,
+            "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+        )
+        .unwrap());
+        let other = Path::new("/opt/other.so");
+        assert!(!set_plugin_pin(
+            &cfg,
+            other,
+            "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+        )
+        .unwrap());
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        assert!(
+            text.starts_with("# my settings\ncurrent_context = \"dev\" # keep\n"),
+            "{text}"
+        );
+        let c = Config::load(&cfg).unwrap();
+        assert_eq!(
+            c.trusted_plugins,
+            [
+                (
+                    lib.to_owned(),
+                    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".to_owned()
+                ),
+                (
+                    other.to_owned(),
+                    "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc".to_owned()
+                )
+            ]
+        );
+        assert!(remove_plugin_pin(&cfg, lib).unwrap());
+        assert!(!remove_plugin_pin(&cfg, lib).unwrap());
+        let c = Config::load(&cfg).unwrap();
+        assert_eq!(
+            c.trusted_plugins,
+            [(
+                other.to_owned(),
+                "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc".to_owned()
+            )]
+        );
+        assert!(c.context("dev").is_some());
+    }
+
+    #[test]
+    fn pins_in_array_of_tables_form_are_edited_in_that_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.toml");
+        std::fs::write(
+            &cfg,
+            "[[trusted_plugins]]\npath = \"/p/liba.so\"\nsha256 = \"1111111111111111111111111111111111111111111111111111111111111111\"\n",
+        )
+        .unwrap();
+        assert!(set_plugin_pin(
+            &cfg,
+            Path::new("/p/liba.so"),
+            "2222222222222222222222222222222222222222222222222222222222222222"
+        )
+        .unwrap());
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        assert!(text.contains("[[trusted_plugins]]"), "{text}");
+        let c = Config::load(&cfg).unwrap();
+        assert_eq!(
+            c.trusted_plugins,
+            [(
+                "/p/liba.so".into(),
+                "2222222222222222222222222222222222222222222222222222222222222222".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_broken_config_is_never_edited() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.toml");
+        std::fs::write(&cfg, "current_context = [\n").unwrap();
+        let e = set_plugin_pin(&cfg, Path::new("/p/liba.so"), "22").unwrap_err();
+        assert!(e.to_string().contains("config.toml"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&cfg).unwrap(),
+            "current_context = [\n"
         );
     }
 }

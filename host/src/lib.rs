@@ -34,12 +34,13 @@ mod keyring_store;
 mod libcheck;
 pub mod lock;
 pub mod paths;
+pub mod plugin_hashes;
 mod plugin_index;
 pub mod plugin_log;
 pub mod plugins;
 mod services;
 pub mod store;
-mod trust;
+pub mod trust;
 
 pub use client::{
     AuthClient, AuthClientBuilder, ConfigProblem, Outcome, ProviderInfo, ProviderStatus,

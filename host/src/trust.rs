@@ -45,6 +45,7 @@ pub fn sha256(file: &mut File) -> std::io::Result<String> {
 /// A file that passed the checks, held open.
 #[derive(Debug)]
 pub struct Checked {
+    /// The open file.
     pub file: File,
     /// The path to hand to the loader: the open descriptor where the OS allows it.
     pub load_path: PathBuf,

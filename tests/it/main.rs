@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod crash;
 mod fastpath;
+mod install;
 mod keyring;
 mod oauth;
 mod plugins;

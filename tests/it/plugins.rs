@@ -33,6 +33,7 @@ fn bundled_plugins_are_listed_with_their_api_version() {
         serde_json::json!({
             "path": a.basic_lib, "status": "loaded", "api_version": qlam_plugin_api::API_VERSION,
             "provider_types": ["basic"], "errors": [],
+            "sha256": crate::install::sha256_of(&a.basic_lib), "pinned": false,
         })
     );
     assert_eq!(libs[1]["provider_types"], serde_json::json!(["oauth"]));
@@ -241,7 +242,7 @@ fn inspect_shows_why_a_library_is_refused() {
     ]);
     run.code(4);
     let v = run.json();
-    assert_eq!(v["status"], "refused");
+    assert_eq!(v["status"], "failed");
     assert_eq!(v["api_version"], "0.0.9");
     assert_eq!(v["host_api_version"], qlam_plugin_api::API_VERSION);
     assert_eq!(v["error_kind"], "IncompatibleVersion");

@@ -149,6 +149,19 @@ pub enum PluginsCommand {
         /// The library file
         file: PathBuf,
     },
+    /// Check a library in a separate process, then copy it into your plugin folder
+    Install {
+        /// The library file (.so / .dylib / .dll)
+        file: PathBuf,
+        /// Also pin its SHA-256 in `trusted_plugins` of the configuration file
+        #[arg(long)]
+        pin: bool,
+    },
+    /// Remove a library from your plugin folder (and its pin), by file or provider type name
+    Remove {
+        /// A file name in your plugin folder (`libacme.so`, `acme`) or a provider type
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! The `qlam` command: runs one command and returns its exit code.
 
 mod args;
+mod plugin_admin;
 mod terminal;
 
 use std::io::Write;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use clap::{CommandFactory, Parser};
 use qlam_host::api::{CacheControl, LoginOptions};
 use qlam_host::config::{self, Config};
+use qlam_host::plugin_hashes::PluginHashes;
 use qlam_host::plugins::{LibraryOutcome, Registry};
 use qlam_host::{paths, AuthClient, Error, Outcome};
 use serde_json::{json, Value};
@@ -606,8 +608,22 @@ fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<i32, Error> {
                 Err(e) => return Err(e),
             };
             let registry = client.registry();
+            let pins = &client.config().trusted_plugins;
+            let mut hashes = PluginHashes::open(PluginHashes::default_path());
+            let mut pin_of = |path: &std::path::Path| {
+                let sha = hashes.sha256(path);
+                let pinned = sha.as_ref().is_some_and(|h| {
+                    pins.iter()
+                        .any(|(p, want)| p == path && want.eq_ignore_ascii_case(h))
+                });
+                (sha, pinned)
+            };
             if ctx.json() {
-                let libraries: Vec<Value> = registry.libraries().iter().map(library_json).collect();
+                let libraries: Vec<Value> = registry
+                    .libraries()
+                    .iter()
+                    .map(|l| library_json(l, pin_of(&l.path)))
+                    .collect();
                 print_json(&json!({
                     "api_version": qlam_host::api::API_VERSION,
                     "search_path": client.search_path().iter().map(|d| json!({
@@ -633,42 +649,62 @@ fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<i32, Error> {
                         d.source.as_str()
                     );
                 }
-                let rows: Vec<[String; 4]> = registry
+                let rows: Vec<[String; 6]> = registry
                     .libraries()
                     .iter()
-                    .map(|l| match &l.outcome {
-                        LibraryOutcome::Loaded {
-                            api_version,
-                            provider_types,
-                            errors,
-                        } => {
-                            let mut types = provider_types.join(", ");
-                            if !errors.is_empty() {
-                                types.push_str(&format!(
-                                    " ({} failed: {})",
-                                    errors.len(),
-                                    errors.join("; ")
-                                ));
+                    .map(|l| {
+                        let (sha, pinned) = pin_of(&l.path);
+                        let sha = sha.map_or_else(|| "-".to_owned(), |h| h[..12].to_owned());
+                        let pinned = if pinned { "yes" } else { "no" }.to_owned();
+                        let path = l.path.display().to_string();
+                        match &l.outcome {
+                            LibraryOutcome::Loaded {
+                                api_version,
+                                provider_types,
+                                errors,
+                            } => {
+                                let mut types = provider_types.join(", ");
+                                if !errors.is_empty() {
+                                    types.push_str(&format!(
+                                        " ({} failed: {})",
+                                        errors.len(),
+                                        errors.join("; ")
+                                    ));
+                                }
+                                [
+                                    "loaded".into(),
+                                    path,
+                                    api_version.clone(),
+                                    sha,
+                                    pinned,
+                                    types,
+                                ]
                             }
-                            [
-                                "loaded".into(),
-                                l.path.display().to_string(),
-                                api_version.clone(),
-                                types,
-                            ]
+                            LibraryOutcome::Refused(e) => [
+                                library_status(e).into(),
+                                path,
+                                e.api_version.clone().unwrap_or_else(|| "-".into()),
+                                sha,
+                                pinned,
+                                e.summary.clone(),
+                            ],
                         }
-                        LibraryOutcome::Refused(e) => [
-                            "refused".into(),
-                            l.path.display().to_string(),
-                            e.api_version.clone().unwrap_or_else(|| "-".into()),
-                            e.summary.clone(),
-                        ],
                     })
                     .collect();
                 if rows.is_empty() {
                     eprintln!("no plugin libraries found");
                 } else {
-                    print_table(&["STATUS", "PATH", "API", "PROVIDER TYPES"], &rows);
+                    print_table(
+                        &[
+                            "STATUS",
+                            "PATH",
+                            "API",
+                            "SHA256",
+                            "PINNED",
+                            "PROVIDER TYPES / REASON",
+                        ],
+                        &rows,
+                    );
                 }
                 for d in registry.duplicates() {
                     eprintln!(
@@ -683,13 +719,17 @@ fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<i32, Error> {
                     ctx.warn_problems(registry);
                 }
             }
+            hashes.save();
             Ok(0)
         }
+        PluginsCommand::Install { file, pin } => plugin_admin::install(ctx, file, *pin),
+        PluginsCommand::Remove { name } => plugin_admin::remove(ctx, name),
         PluginsCommand::Inspect { file } => {
             let mut registry = Registry::new();
             registry.load_file(file);
             let lib = &registry.libraries()[0];
             let size = std::fs::metadata(&lib.path).map(|m| m.len()).ok();
+            let sha256 = PluginHashes::open(None).sha256(&lib.path);
             match &lib.outcome {
                 LibraryOutcome::Loaded {
                     api_version,
@@ -702,13 +742,16 @@ fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<i32, Error> {
                         .collect();
                     if ctx.json() {
                         print_json(&json!({
-                            "path": lib.path, "size": size, "status": "loaded", "api_version": api_version,
+                            "path": lib.path, "size": size, "sha256": sha256, "status": "loaded", "api_version": api_version,
                             "host_api_version": qlam_host::api::API_VERSION, "provider_types": types, "errors": errors,
                         }));
                     } else {
                         println!("path:         {}", lib.path.display());
                         if let Some(s) = size {
                             println!("size:         {s} bytes");
+                        }
+                        if let Some(h) = &sha256 {
+                            println!("sha256:       {h}");
                         }
                         println!("status:       loaded");
                         println!(
@@ -732,7 +775,7 @@ fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<i32, Error> {
                 LibraryOutcome::Refused(e) => {
                     if ctx.json() {
                         print_json(&json!({
-                            "path": lib.path, "size": size, "status": "refused", "api_version": e.api_version,
+                            "path": lib.path, "size": size, "sha256": sha256, "status": library_status(e), "api_version": e.api_version,
                             "host_api_version": qlam_host::api::API_VERSION,
                             "error": e.summary, "error_kind": format!("{:?}", e.kind), "detail": e.detail,
                         }));
@@ -741,7 +784,10 @@ fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<i32, Error> {
                         if let Some(s) = size {
                             println!("size:         {s} bytes");
                         }
-                        println!("status:       refused");
+                        if let Some(h) = &sha256 {
+                            println!("sha256:       {h}");
+                        }
+                        println!("status:       {}", library_status(e));
                         println!(
                             "plugin api:   {} (this qlam: {})",
                             e.api_version.as_deref().unwrap_or("unknown"),
@@ -817,7 +863,19 @@ fn config_cmd(ctx: &Ctx, cmd: &ConfigCommand) -> Result<i32, Error> {
     }
 }
 
-fn library_json(l: &qlam_host::plugins::LibraryReport) -> Value {
+/// `loaded`, `refused` (by the trust policy: ownership, permissions, links, pins) or
+/// `failed` (the file is not a usable plugin).
+fn library_status(e: &qlam_host::api::ffi::LoadError) -> &'static str {
+    if e.kind == qlam_host::api::ffi::LoadErrorKind::Untrusted {
+        "refused"
+    } else {
+        "failed"
+    }
+}
+
+/// One library for `plugins list --output json`; `pin` is its SHA-256 and whether it is pinned.
+fn library_json(l: &qlam_host::plugins::LibraryReport, pin: (Option<String>, bool)) -> Value {
+    let (sha256, pinned) = pin;
     match &l.outcome {
         LibraryOutcome::Loaded {
             api_version,
@@ -826,10 +884,12 @@ fn library_json(l: &qlam_host::plugins::LibraryReport) -> Value {
         } => json!({
             "path": l.path, "status": "loaded", "api_version": api_version,
             "provider_types": provider_types, "errors": errors,
+            "sha256": sha256, "pinned": pinned,
         }),
         LibraryOutcome::Refused(e) => json!({
-            "path": l.path, "status": "refused", "api_version": e.api_version,
+            "path": l.path, "status": library_status(e), "api_version": e.api_version,
             "error": e.summary, "error_kind": format!("{:?}", e.kind),
+            "sha256": sha256, "pinned": pinned,
         }),
     }
 }
