@@ -203,7 +203,23 @@ fn open_library(
     if let Some(summary) = crate::libcheck::problem_in(&mut checked.file) {
         return Err(refuse(LoadErrorKind::Open, summary));
     }
+    #[cfg(windows)]
+    preload_safely(&checked.load_path).map_err(|e| {
+        refuse(
+            LoadErrorKind::Open,
+            format!("cannot be loaded as a shared library: {e}"),
+        )
+    })?;
     let loaded = load_library_from(&checked.load_path, path);
+    #[cfg(all(unix, not(target_os = "linux")))]
+    if loaded.is_ok() && !same_file(&checked.file, &checked.load_path) {
+        // No descriptor path on this system: the path was loaded, so make sure it still is
+        // the file that was checked. (Its constructors have run; its providers are not used.)
+        return Err(refuse(
+            LoadErrorKind::Untrusted,
+            "was replaced between the trust checks and loading; refusing to use it".into(),
+        ));
+    }
     if let Ok(lib) = &loaded {
         if let Some(set_log_sink) = lib.set_log_sink {
             set_log_sink(crate::plugin_log::sink_for_plugins());
@@ -214,6 +230,37 @@ fn open_library(
     // library "already loaded" as this one.
     std::mem::forget(checked.file);
     loaded
+}
+
+/// Windows: load the checked file first with a search limited to its own folder and
+/// System32 for its dependencies (never the current directory or PATH), and keep it loaded;
+/// abi_stable's load of the same full path then finds this module.
+#[cfg(windows)]
+fn preload_safely(path: &Path) -> std::result::Result<(), String> {
+    use libloading::os::windows::{
+        Library, LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR, LOAD_LIBRARY_SEARCH_SYSTEM32,
+    };
+    // SAFETY: loading runs the library's initialisers; the file passed the trust checks.
+    let lib = unsafe {
+        Library::load_with_flags(
+            path,
+            LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_SYSTEM32,
+        )
+    }
+    .map_err(|e| e.to_string())?;
+    // Libraries are never unloaded.
+    std::mem::forget(lib);
+    Ok(())
+}
+
+/// Whether `path` is (still) the open `file`: same device and inode.
+#[cfg(all(unix, not(target_os = "linux")))]
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 fn kind_name(k: LoadErrorKind) -> &'static str {

@@ -57,6 +57,7 @@ fn owner_ok(uid: u32) -> bool {
     uid == 0 || uid == unsafe { libc::geteuid() }
 }
 
+#[cfg(unix)]
 fn who_can_write(mode: u32) -> &'static str {
     match (mode & 0o020 != 0, mode & 0o002 != 0) {
         (true, true) => "its group and others",
@@ -88,6 +89,14 @@ pub fn check(path: &Path, policy: &TrustPolicy) -> Result<Checked, String> {
     opts.read(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    // Windows has no descriptor path to load through; instead the file is opened without
+    // FILE_SHARE_WRITE / FILE_SHARE_DELETE, so nobody can change, rename or replace it while
+    // the handle is open — through the checks and the load.
+    #[cfg(windows)]
+    std::os::windows::fs::OpenOptionsExt::share_mode(
+        &mut opts,
+        0x0000_0001, /* FILE_SHARE_READ */
+    );
     let mut file = opts
         .open(&real)
         .map_err(|e| format!("cannot be opened: {e}"))?;
@@ -158,6 +167,8 @@ pub fn check(path: &Path, policy: &TrustPolicy) -> Result<Checked, String> {
         use std::os::fd::AsRawFd;
         PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
     };
+    // Elsewhere the path is loaded, and `open_library` verifies afterwards that it was this
+    // file (macOS: the loader cannot open a descriptor path) or the handle pins it (Windows).
     #[cfg(not(target_os = "linux"))]
     let load_path = real;
     Ok(Checked { file, load_path })

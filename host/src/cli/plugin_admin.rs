@@ -96,6 +96,7 @@ fn inspect_in_child(file: &Path) -> Result<Value, String> {
     }
 }
 
+#[cfg(unix)]
 fn signal_name(sig: i32) -> &'static str {
     match sig {
         4 => ", SIGILL",
