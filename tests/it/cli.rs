@@ -351,3 +351,40 @@ fn no_config_at_all() {
         r.stderr
     );
 }
+
+#[test]
+fn help_from_the_stored_text_equals_claps_and_closed_pipes_are_quiet() {
+    let home = Home::new();
+    home.write_config(DEMO_CONFIG);
+    // To a pipe, `--help` and `-h` come from text stored in the binary; COLUMNS makes qlam
+    // ask clap, which renders the same at 100 columns.
+    for flag in ["--help", "-h"] {
+        let stored = home.run(&[flag]);
+        stored.ok();
+        let clap = run(home.qlam().arg(flag).env("COLUMNS", "100"));
+        clap.ok();
+        assert_eq!(stored.stdout, clap.stdout, "{flag}");
+        assert!(stored.stdout.contains("Usage: qlam [OPTIONS] <COMMAND>"));
+    }
+    // A reader that goes away early, and closed standard descriptors: no panic, exit 0.
+    let qlam = home.qlam().get_program().to_owned();
+    let qlam = qlam.to_str().unwrap();
+    for script in [
+        format!("'{qlam}' completions bash | head -c 10 >/dev/null; exit ${{PIPESTATUS[0]}}"),
+        format!("'{qlam}' plugins list >&- 2>&-"),
+        format!("'{qlam}' context list <&- >&-"),
+    ] {
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env("XDG_CACHE_HOME", home.path().join("cache"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "`{script}`: {out:?}");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+            "{out:?}"
+        );
+    }
+}

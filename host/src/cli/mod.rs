@@ -1,5 +1,14 @@
 //! The `qlam` command: runs one command and returns its exit code.
 
+/// `println!` for command results: a closed stdout (`qlam … | head`) is not an error worth a
+/// panic; the command's exit code still says how it went.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod args;
 mod plugin_admin;
 mod terminal;
@@ -22,7 +31,7 @@ use args::{
 };
 
 pub fn main() -> i32 {
-    if let Some(code) = fast_path() {
+    if let Some(code) = help_fast_path().or_else(fast_path) {
         return code;
     }
     let cli = match Cli::try_parse() {
@@ -45,6 +54,34 @@ pub fn main() -> i32 {
         }
     }
 }
+
+/// `qlam --help` and `qlam -h`, as clap renders them for a pipe (no colour, 100 columns),
+/// stored in the source (a test keeps the copies equal to clap's output): building clap's
+/// command tree and rendering is most of such a run. Not taken for a terminal (colours, its
+/// width) or when `COLUMNS` or `CLICOLOR_FORCE` would change the output.
+fn help_fast_path() -> Option<i32> {
+    use std::io::IsTerminal;
+    let mut args = std::env::args_os().skip(1);
+    let text = match args.next()?.to_str()? {
+        "--help" => HELP_LONG,
+        "-h" => HELP_SHORT,
+        _ => return None,
+    };
+    if args.next().is_some()
+        || std::io::stdout().is_terminal()
+        || std::env::var_os("COLUMNS").is_some()
+        || std::env::var_os("CLICOLOR_FORCE").is_some()
+    {
+        return None;
+    }
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Some(0)
+}
+
+/// What `qlam --help` prints to a pipe.
+const HELP_LONG: &str = include_str!("help-long.txt");
+/// What `qlam -h` prints to a pipe.
+const HELP_SHORT: &str = include_str!("help-short.txt");
 
 /// `qlam [global options] auth token|headers NAME [--format F]` with an answer still valid:
 /// served before clap (whose command tree is a third of the work of such a run), from
@@ -228,7 +265,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Plugins(cmd) => plugins(&ctx, cmd),
         Command::Config(cmd) => config_cmd(&ctx, cmd),
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "qlam", &mut std::io::stdout());
+            // Into memory first: clap_complete panics on a write error (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "qlam", &mut script);
+            let _ = std::io::stdout().lock().write_all(&script);
             Ok(0)
         }
     }
@@ -446,7 +486,7 @@ fn print_token(json_output: bool, t: &qlam_host::api::Token, format: Option<Toke
         TokenFormat::Raw
     });
     match format {
-        TokenFormat::Raw => println!("{}", t.token.expose()),
+        TokenFormat::Raw => outln!("{}", t.token.expose()),
         TokenFormat::Json => {
             print_json(&json!({"token": t.token.expose(), "expires_at": expires_at(t.cache)}))
         }
@@ -549,7 +589,7 @@ fn context(ctx: &Ctx, cmd: &ContextCommand) -> Result<i32, Error> {
                     } else {
                         " "
                     };
-                    println!("{mark} {}", c.name);
+                    outln!("{mark} {}", c.name);
                 }
             }
             Ok(0)
@@ -571,7 +611,7 @@ fn context(ctx: &Ctx, cmd: &ContextCommand) -> Result<i32, Error> {
             if ctx.json() {
                 print_json(&json!({"current_context": current.name}));
             } else {
-                println!("{}", current.name);
+                outln!("{}", current.name);
             }
             Ok(0)
         }
@@ -746,20 +786,20 @@ fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<i32, Error> {
                             "host_api_version": qlam_host::api::API_VERSION, "provider_types": types, "errors": errors,
                         }));
                     } else {
-                        println!("path:         {}", lib.path.display());
+                        outln!("path:         {}", lib.path.display());
                         if let Some(s) = size {
-                            println!("size:         {s} bytes");
+                            outln!("size:         {s} bytes");
                         }
                         if let Some(h) = &sha256 {
-                            println!("sha256:       {h}");
+                            outln!("sha256:       {h}");
                         }
-                        println!("status:       loaded");
-                        println!(
+                        outln!("status:       loaded");
+                        outln!(
                             "plugin api:   {api_version} (this qlam: {})",
                             qlam_host::api::API_VERSION
                         );
                         for t in registry.types() {
-                            println!(
+                            outln!(
                                 "provider:     {} — {} [{}]",
                                 t.name,
                                 t.description,
@@ -767,7 +807,7 @@ fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<i32, Error> {
                             );
                         }
                         for e in errors {
-                            println!("failed:       {e}");
+                            outln!("failed:       {e}");
                         }
                     }
                     Ok(if errors.is_empty() { 0 } else { 4 })
@@ -780,22 +820,22 @@ fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<i32, Error> {
                             "error": e.summary, "error_kind": format!("{:?}", e.kind), "detail": e.detail,
                         }));
                     } else {
-                        println!("path:         {}", lib.path.display());
+                        outln!("path:         {}", lib.path.display());
                         if let Some(s) = size {
-                            println!("size:         {s} bytes");
+                            outln!("size:         {s} bytes");
                         }
                         if let Some(h) = &sha256 {
-                            println!("sha256:       {h}");
+                            outln!("sha256:       {h}");
                         }
-                        println!("status:       {}", library_status(e));
-                        println!(
+                        outln!("status:       {}", library_status(e));
+                        outln!(
                             "plugin api:   {} (this qlam: {})",
                             e.api_version.as_deref().unwrap_or("unknown"),
                             qlam_host::api::API_VERSION
                         );
-                        println!("reason:       {}", e.summary);
+                        outln!("reason:       {}", e.summary);
                         if !e.detail.is_empty() {
-                            println!("detail:\n{}", e.detail);
+                            outln!("detail:\n{}", e.detail);
                         }
                     }
                     Ok(4)
@@ -815,7 +855,7 @@ fn config_cmd(ctx: &Ctx, cmd: &ConfigCommand) -> Result<i32, Error> {
             if ctx.json() {
                 print_json(&json!({"path": path, "exists": exists}));
             } else {
-                println!("{}", path.display());
+                outln!("{}", path.display());
                 if !exists {
                     eprintln!("(the file does not exist yet)");
                 }
@@ -891,5 +931,43 @@ fn library_json(l: &qlam_host::plugins::LibraryReport, pin: (Option<String>, boo
             "error": e.summary, "error_kind": format!("{:?}", e.kind),
             "sha256": sha256, "pinned": pinned,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's rendering of `args` for a pipe: 100 columns, no colour.
+    fn clap_help(flag: &str) -> String {
+        let e = Cli::command()
+            .term_width(100)
+            .try_get_matches_from(["qlam", flag])
+            .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
+        e.render().to_string()
+    }
+
+    /// The stored help texts are clap's. After changing the command line, run
+    /// `QLAM_BLESS=1 cargo test -p qlam-host --bin qlam help_texts` to store the new ones.
+    #[test]
+    fn help_texts_are_claps() {
+        for (flag, file, stored) in [
+            ("--help", "help-long.txt", HELP_LONG),
+            ("-h", "help-short.txt", HELP_SHORT),
+        ] {
+            let fresh = clap_help(flag);
+            if std::env::var_os("QLAM_BLESS").is_some() {
+                let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("src/cli")
+                    .join(file);
+                std::fs::write(path, &fresh).unwrap();
+                continue;
+            }
+            assert_eq!(
+                stored, fresh,
+                "host/src/cli/{file} is stale: run `QLAM_BLESS=1 cargo test -p qlam-host --bin qlam help_texts`"
+            );
+        }
     }
 }
