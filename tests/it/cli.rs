@@ -388,3 +388,57 @@ fn help_from_the_stored_text_equals_claps_and_closed_pipes_are_quiet() {
         );
     }
 }
+
+#[test]
+fn kubectl_exec_credential_follows_kubernetes_exec_info() {
+    let home = Home::new();
+    home.write_config(
+        "current_context = \"k\"\n[contexts.k]\nauth_providers = [{ name = \"kube\", provider = \"token\" }]\n",
+    );
+    let exec = |info: Option<&str>, stdin: &str| {
+        let mut cmd = home.qlam();
+        cmd.args(["auth", "token", "kube", "--format", "exec-credential"]);
+        if let Some(i) = info {
+            cmd.env("KUBERNETES_EXEC_INFO", i);
+        }
+        crate::util::run_with_stdin(&mut cmd, stdin)
+    };
+    // Not interactive (kubectl has no terminal to give): no prompt, a clear error, exit 3.
+    let r = exec(
+        Some(
+            r#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":false}}"#,
+        ),
+        "never-read\n",
+    );
+    r.code(3);
+    assert!(
+        r.stderr.contains(
+            "kubectl runs qlam without a terminal here, so run `qlam auth login kube` in a shell"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout, "");
+    // Interactive: qlam logs in (the token provider prompts for the token), then answers in
+    // the API version kubectl asked for.
+    let r = exec(
+        Some(
+            r#"{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","spec":{"interactive":true}}"#,
+        ),
+        "kube-token-1\n",
+    );
+    r.ok();
+    assert!(r.stderr.contains("logging in for kubectl"), "{}", r.stderr);
+    assert_eq!(
+        r.json(),
+        json!({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+               "status": {"token": "kube-token-1"}})
+    );
+    // Logged in now; without KUBERNETES_EXEC_INFO the answer is v1.
+    let r = exec(None, "");
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        "{\n  \"apiVersion\": \"client.authentication.k8s.io/v1\",\n  \"kind\": \"ExecCredential\",\n  \"status\": {\n    \"token\": \"kube-token-1\"\n  }\n}\n"
+    );
+}

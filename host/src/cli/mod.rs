@@ -461,7 +461,31 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
             Ok(0)
         }
         AuthCommand::Token { provider, format } => {
-            print_token(ctx.json(), &client.token(provider)?, *format);
+            let token = match client.token(provider) {
+                Err(e)
+                    if e.is_not_authenticated()
+                        && *format == Some(TokenFormat::ExecCredential)
+                        && KubeExecInfo::from_env().interactive =>
+                {
+                    // kubectl ran us interactively (stdin is the user's): log in, as
+                    // kubectl's own OIDC plugins do, then answer.
+                    eprintln!("Not logged in to `{provider}`; logging in for kubectl");
+                    client.login(Some(provider), &LoginOptions::default())?;
+                    client.token(provider)?
+                }
+                Err(e) if *format == Some(TokenFormat::ExecCredential) => {
+                    return Err(if e.is_not_authenticated() {
+                        Error::provider(qlam_host::api::Error::not_authenticated(format!(
+                            "{}; kubectl runs qlam without a terminal here, so run `qlam auth login {provider}` in a shell",
+                            e.message()
+                        )))
+                    } else {
+                        e
+                    })
+                }
+                r => r?,
+            };
+            print_token(ctx.json(), &token, *format);
             Ok(0)
         }
         AuthCommand::Headers { provider } => {
@@ -497,10 +521,35 @@ fn print_token(json_output: bool, t: &qlam_host::api::Token, format: Option<Toke
                 status["expirationTimestamp"] = exp;
             }
             print_json(&json!({
-                "apiVersion": "client.authentication.k8s.io/v1",
+                "apiVersion": KubeExecInfo::from_env().api_version,
                 "kind": "ExecCredential",
                 "status": status,
             }))
+        }
+    }
+}
+
+/// What kubectl tells an exec credential plugin in `KUBERNETES_EXEC_INFO`: the API version to
+/// answer in, and whether the user's terminal is attached (`spec.interactive`).
+struct KubeExecInfo {
+    api_version: &'static str,
+    interactive: bool,
+}
+
+impl KubeExecInfo {
+    fn from_env() -> KubeExecInfo {
+        const V1: &str = "client.authentication.k8s.io/v1";
+        const V1BETA1: &str = "client.authentication.k8s.io/v1beta1";
+        let info: Value = std::env::var("KUBERNETES_EXEC_INFO")
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(Value::Null);
+        KubeExecInfo {
+            api_version: match info["apiVersion"].as_str() {
+                Some(V1BETA1) => V1BETA1,
+                _ => V1,
+            },
+            interactive: info["spec"]["interactive"].as_bool().unwrap_or(false),
         }
     }
 }
