@@ -612,6 +612,20 @@ impl AuthClient {
         r
     }
 
+    /// Forgets the reusable answers of `provider`, in this process and on disk, so that the
+    /// next `headers()` or `token()` asks the provider again: for when a server rejected a
+    /// credential qlam gave out. Loads no plugin.
+    pub fn forget_answers(&self, provider: &str) -> Result<()> {
+        self.provider_config(provider)?;
+        if let Some((path, _)) = self.answer_file(provider) {
+            crate::answers::drop_all(&path);
+        }
+        if let Some(slot) = self.slots.get(provider).and_then(|c| c.get()) {
+            slot.forget_answers();
+        }
+        Ok(())
+    }
+
     /// Logs in to one provider, or to every provider that supports login.
     ///
     /// When another process is logging in to the same provider, this waits for it (at most

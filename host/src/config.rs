@@ -57,6 +57,54 @@ pub struct ContextConfig {
     pub auth_providers: Vec<ProviderConfig>,
     /// Where its credentials are kept (overrides the top-level setting).
     pub credential_store: Option<StoreKind>,
+    /// `[contexts.NAME.hosts]`: which provider answers credential helpers (git…) for a host.
+    pub hosts: Vec<HostRoute>,
+}
+
+/// One entry of a context's `hosts` table: `"git.example.com" = "corp-sso"` or
+/// `"git.example.com/team" = { provider = "corp-sso", username = "oauth2" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRoute {
+    /// Host name (with `:port` if not the default), optionally followed by a path prefix.
+    pub pattern: String,
+    /// The provider (of the same context) whose token answers.
+    pub provider: String,
+    /// The user name to send with the token (helpers that need one; default `oauth2`).
+    pub username: Option<String>,
+}
+
+impl HostRoute {
+    /// Whether this route covers `host` (and `path`, without a leading `/`, when given).
+    /// Host names compare without case; a path prefix matches whole segments.
+    pub fn matches(&self, host: &str, path: Option<&str>) -> bool {
+        let (h, prefix) = match self.pattern.split_once('/') {
+            Some((h, p)) => (h, Some(p.trim_matches('/'))),
+            None => (self.pattern.as_str(), None),
+        };
+        if !h.eq_ignore_ascii_case(host) {
+            return false;
+        }
+        match (prefix, path.map(|p| p.trim_matches('/'))) {
+            (None, _) | (Some(""), _) => true,
+            (Some(_), None) => false,
+            (Some(pre), Some(p)) => p == pre || p.starts_with(&format!("{pre}/")),
+        }
+    }
+
+    /// How specific the route is: longer patterns win.
+    pub fn specificity(&self) -> usize {
+        self.pattern.trim_end_matches('/').len()
+    }
+}
+
+impl ContextConfig {
+    /// The most specific route for `host` and `path`.
+    pub fn route(&self, host: &str, path: Option<&str>) -> Option<&HostRoute> {
+        self.hosts
+            .iter()
+            .filter(|r| r.matches(host, path))
+            .max_by_key(|r| r.specificity())
+    }
 }
 
 /// One `[[contexts.X.auth_providers]]` entry.
@@ -103,6 +151,18 @@ struct RawContext {
     #[serde(default)]
     auth_providers: Vec<Spanned<toml::Table>>,
     credential_store: Option<StoreKind>,
+    #[serde(default)]
+    hosts: IndexMap<String, Spanned<RawRoute>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawRoute {
+    Provider(String),
+    Full {
+        provider: String,
+        username: Option<String>,
+    },
 }
 
 /// 1-based line and column of a byte offset.
@@ -234,11 +294,35 @@ impl Config {
                     }
                 })
                 .collect();
+            let mut hosts = Vec::new();
+            for (pattern, route) in raw_ctx.hosts {
+                let span = route.span();
+                let (provider, username) = match route.into_inner() {
+                    RawRoute::Provider(p) => (p, None),
+                    RawRoute::Full { provider, username } => (provider, username),
+                };
+                if pattern.is_empty() || pattern.starts_with('/') || pattern.contains("://") {
+                    return Err(located(path, text, span.start, format_args!(
+                        "host `{pattern}` in context `{ctx_name}`: write a host name, optionally with `:port` and a path (`git.example.com/team`), without a scheme"
+                    )));
+                }
+                if !providers.iter().any(|p| p.name == provider) {
+                    return Err(located(path, text, span.start, format_args!(
+                        "host `{pattern}` in context `{ctx_name}` names provider `{provider}`, which the context does not define"
+                    )));
+                }
+                hosts.push(HostRoute {
+                    pattern,
+                    provider,
+                    username,
+                });
+            }
             contexts.push(ContextConfig {
                 name: ctx_name,
                 plugin_dirs,
                 auth_providers: providers,
                 credential_store: raw_ctx.credential_store,
+                hosts,
             });
         }
         let mut trusted_plugins = Vec::new();
@@ -742,5 +826,47 @@ when = 1979-05-27T07:32:00Z
             std::fs::read_to_string(&cfg).unwrap(),
             "current_context = [\n"
         );
+    }
+
+    #[test]
+    fn hosts_route_to_providers_most_specific_first() {
+        let c = parse(
+            r#"
+current_context = "w"
+[contexts.w]
+auth_providers = [{ name = "sso", provider = "oauth" }, { name = "team", provider = "token" }]
+[contexts.w.hosts]
+"git.example.com" = "sso"
+"git.example.com/team" = { provider = "team", username = "x-token" }
+"REG.example.com:5000" = "team"
+"#,
+        )
+        .unwrap();
+        let w = c.context("w").unwrap();
+        let r = |h: &str, p: Option<&str>| w.route(h, p).map(|r| r.provider.as_str());
+        assert_eq!(r("git.example.com", None), Some("sso"));
+        assert_eq!(r("GIT.example.com", Some("other/repo.git")), Some("sso"));
+        assert_eq!(r("git.example.com", Some("team/repo.git")), Some("team"));
+        assert_eq!(r("git.example.com", Some("teamx/repo.git")), Some("sso"));
+        assert_eq!(r("reg.example.com:5000", None), Some("team"));
+        assert_eq!(r("reg.example.com", None), None);
+        assert_eq!(
+            w.route("git.example.com", Some("team"))
+                .unwrap()
+                .username
+                .as_deref(),
+            Some("x-token")
+        );
+        let e = parse(
+            "[contexts.w]\nauth_providers = [{ name = \"sso\", provider = \"oauth\" }]\n[contexts.w.hosts]\n\"h\" = \"nope\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(":4:7: host `h` in context `w` names provider `nope`"),
+            "{e}"
+        );
+        let e = parse("[contexts.w]\n[contexts.w.hosts]\n\"https://h\" = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("without a scheme"), "{e}");
     }
 }

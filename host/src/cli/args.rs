@@ -53,6 +53,9 @@ pub enum Command {
     /// Show and check the configuration file
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Answer other tools' credential requests from qlam's providers (see README)
+    #[command(subcommand)]
+    CredentialHelper(HelperCommand),
     /// Print a shell completion script
     Completions {
         /// The shell
@@ -170,4 +173,13 @@ pub enum ConfigCommand {
     Path,
     /// Check the configuration: syntax, contexts, provider types and provider settings
     Validate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HelperCommand {
+    /// git's credential helper protocol: `git config credential.helper '!qlam credential-helper git'`
+    Git {
+        /// What git asks: `get`, `store` or `erase` (others are ignored, as git expects)
+        action: String,
+    },
 }

@@ -10,6 +10,7 @@ macro_rules! outln {
 }
 
 mod args;
+mod helpers;
 mod plugin_admin;
 mod terminal;
 
@@ -264,6 +265,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Context(cmd) => context(&ctx, cmd),
         Command::Plugins(cmd) => plugins(&ctx, cmd),
         Command::Config(cmd) => config_cmd(&ctx, cmd),
+        Command::CredentialHelper(cmd) => helpers::run(&ctx, cmd),
         Command::Completions { shell } => {
             // Into memory first: clap_complete panics on a write error (`| head`).
             let mut script = Vec::new();

@@ -1,0 +1,134 @@
+//! `qlam credential-helper TOOL ACTION`: other tools ask qlam for credentials in their own
+//! protocol, answered from the same providers, store, locks and refresh rules as `qlam auth
+//! token`. Which provider answers for a host is set per context:
+//!
+//! ```toml
+//! [contexts.work.hosts]
+//! "git.example.com" = "corp-sso"
+//! "git.example.com/team" = { provider = "team-token", username = "x-token" }
+//! ```
+
+use std::io::{BufRead, Write};
+
+use qlam_host::api::CacheControl;
+use qlam_host::config::HostRoute;
+use qlam_host::{AuthClient, Error};
+
+use super::args::HelperCommand;
+use super::Ctx;
+
+pub(super) fn run(ctx: &Ctx, cmd: &HelperCommand) -> Result<i32, Error> {
+    match cmd {
+        HelperCommand::Git { action } => git(ctx, action),
+    }
+}
+
+/// git's attributes: `key=value` lines up to a blank line or the end of input.
+fn read_attributes(input: impl BufRead) -> Vec<(String, String)> {
+    let mut attrs = Vec::new();
+    for line in input.lines() {
+        let Ok(line) = line else { break };
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            attrs.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    attrs
+}
+
+fn attr<'a>(attrs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The provider's token as `qlam auth token` gets it: a still-valid answer from the disk
+/// cache (no plugin loaded), else from the provider (refreshing first when due).
+fn token(client: &AuthClient, provider: &str) -> Result<qlam_host::api::Token, Error> {
+    match client.cached_token(provider) {
+        Some(t) => Ok(t),
+        None => client.token(provider),
+    }
+}
+
+/// The provider route for what git asks about, if the current context has one.
+fn git_route(client: &AuthClient, attrs: &[(String, String)]) -> Option<HostRoute> {
+    let host = attr(attrs, "host")?;
+    client.context()?.route(host, attr(attrs, "path")).cloned()
+}
+
+/// Protocol: <https://git-scm.com/docs/git-credential#IOFMT>. A host qlam has no provider for
+/// gets no answer (git asks its next helper or the user). qlam keeps refresh tokens itself and
+/// never hands them to git (git would pass them on to every other helper, such as `store`,
+/// which writes plain text), so `oauth_refresh_token` is never sent; `password_expiry_utc` is,
+/// so git and other helpers do not reuse a token after it expires.
+fn git(ctx: &Ctx, action: &str) -> Result<i32, Error> {
+    let attrs = read_attributes(std::io::stdin().lock());
+    if !matches!(action, "get" | "erase") {
+        // `store` (qlam's providers already hold the credential) and any future action.
+        return Ok(0);
+    }
+    let client = ctx.client(true)?;
+    let Some(route) = git_route(&client, &attrs) else {
+        return Ok(0);
+    };
+    if action == "erase" {
+        // The server rejected what it was given. If that is qlam's current token, ask the
+        // provider again next time (after a forced refresh, where it can refresh); never log
+        // the user out for it.
+        let current = token(&client, &route.provider).ok();
+        let rejected = attr(&attrs, "password");
+        if current.is_some_and(|t| Some(t.token.expose().as_str()) == rejected) {
+            client.forget_answers(&route.provider)?;
+            let can_refresh = client
+                .list_providers()
+                .ok()
+                .and_then(|l| l.into_iter().find(|p| p.name == route.provider))
+                .is_some_and(|p| p.capabilities.refresh);
+            if can_refresh {
+                if let Err(e) = client.refresh_credentials(Some(&route.provider), true) {
+                    eprintln!("qlam: {}", e.message());
+                }
+            }
+        }
+        return Ok(0);
+    }
+    let token = match token(&client, &route.provider) {
+        Ok(t) => t,
+        Err(e) => {
+            // git shows this and goes on to its next helper or a prompt.
+            eprintln!("qlam: {}", e.message());
+            return Ok(0);
+        }
+    };
+    let username = route
+        .username
+        .clone()
+        .or_else(|| attr(&attrs, "username").map(str::to_owned))
+        .unwrap_or_else(|| "oauth2".to_owned());
+    let mut out = format!("username={username}\npassword={}\n", token.token.expose());
+    if let CacheControl::Until(t) = token.cache {
+        out.push_str(&format!("password_expiry_utc={}\n", t.timestamp()));
+    }
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_stop_at_a_blank_line() {
+        let input = "protocol=https\nhost=git.example.com\npath=team/x.git\n\nignored=1\n";
+        let a = read_attributes(input.as_bytes());
+        assert_eq!(attr(&a, "host"), Some("git.example.com"));
+        assert_eq!(attr(&a, "path"), Some("team/x.git"));
+        assert_eq!(attr(&a, "ignored"), None);
+    }
+}
