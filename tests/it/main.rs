@@ -15,5 +15,5 @@ mod plugins;
 mod race;
 mod secrets;
 mod trust;
-mod vendor;
 mod util;
+mod vendor;
