@@ -18,6 +18,7 @@ env = "QLAM_TEST_TEAM_TOKEN"
 [contexts.x.hosts]
 "git.example.com" = "forge"
 "git.example.com/team" = { provider = "team", username = "x-token" }
+"registry.example.com:5000" = { provider = "team", username = "robot" }
 "#;
 
 fn helper(home: &Home, action: &str, input: &str) -> crate::util::Run {
@@ -141,4 +142,75 @@ fn real_git_credential_fill_gets_the_token() {
     // Not ours: git gets nothing from qlam and, with prompts off, fails.
     let out = git("url=https://elsewhere.example.com/x.git\n\n");
     assert!(!out.status.success(), "{out:?}");
+}
+
+fn docker(
+    home: &Home,
+    program: Option<&std::path::Path>,
+    action: &str,
+    input: &str,
+) -> crate::util::Run {
+    let mut cmd = match program {
+        Some(p) => {
+            let mut c = Command::new(p);
+            c.env("HOME", home.path())
+                .env("XDG_CONFIG_HOME", home.path().join("config"))
+                .env("XDG_CACHE_HOME", home.path().join("cache"))
+                .env("XDG_STATE_HOME", home.path().join("state"))
+                .env("XDG_DATA_HOME", home.path().join("data"))
+                .env_remove("QLAM_CONFIG")
+                .arg(action);
+            c
+        }
+        None => {
+            let mut c = home.qlam();
+            c.args(["credential-helper", "docker", action]);
+            c
+        }
+    };
+    cmd.env("QLAM_TEST_COUNTER", home.path().join("counter"))
+        .env("QLAM_TEST_TEAM_TOKEN", "team-secret");
+    run_with_stdin(&mut cmd, input)
+}
+
+#[test]
+fn docker_protocol_exact_and_as_docker_credential_qlam() {
+    let home = Home::new();
+    home.write_config(CONFIG);
+    let r = docker(&home, None, "get", "https://registry.example.com:5000/v2/");
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        "{\"Secret\":\"team-secret\",\"ServerURL\":\"https://registry.example.com:5000/v2/\",\"Username\":\"robot\"}\n"
+    );
+    // Not ours: Docker's own "not found" answer, exit 1.
+    let r = docker(&home, None, "get", "registry.other.example.com");
+    r.code(1);
+    assert_eq!(r.stdout, "credentials not found in native keychain\n");
+    let r = docker(&home, None, "list", "");
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        "{\"git.example.com\":\"oauth2\",\"git.example.com/team\":\"x-token\",\"registry.example.com:5000\":\"robot\"}\n"
+    );
+    let r = docker(
+        &home,
+        None,
+        "store",
+        r#"{"ServerURL":"registry.example.com:5000","Username":"robot","Secret":"x"}"#,
+    );
+    r.ok();
+    assert_eq!(r.stdout, "");
+    docker(&home, None, "erase", "registry.example.com:5000").ok();
+    // Docker runs helpers as `docker-credential-NAME`: a link of that name to qlam.
+    let bin = home.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let link = bin.join("docker-credential-qlam");
+    std::os::unix::fs::symlink(home.qlam().get_program(), &link).unwrap();
+    let r = docker(&home, Some(&link), "get", "registry.example.com:5000");
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        "{\"Secret\":\"team-secret\",\"ServerURL\":\"registry.example.com:5000\",\"Username\":\"robot\"}\n"
+    );
 }

@@ -182,4 +182,9 @@ pub enum HelperCommand {
         /// What git asks: `get`, `store` or `erase` (others are ignored, as git expects)
         action: String,
     },
+    /// Docker's credential helper protocol (install as `docker-credential-qlam`, a link to qlam)
+    Docker {
+        /// What docker asks: `get`, `store`, `erase` or `list`
+        action: String,
+    },
 }

@@ -20,6 +20,92 @@ use super::Ctx;
 pub(super) fn run(ctx: &Ctx, cmd: &HelperCommand) -> Result<i32, Error> {
     match cmd {
         HelperCommand::Git { action } => git(ctx, action),
+        HelperCommand::Docker { action } => docker(ctx, action),
+    }
+}
+
+/// The host (with port) and path of what Docker calls a server URL: `registry.example.com`,
+/// `https://registry.example.com:5000/v2/`, `https://index.docker.io/v1/`.
+fn server_host_path(server: &str) -> (String, Option<String>) {
+    let rest = server
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(server)
+        .trim();
+    match rest.split_once('/') {
+        Some((h, p)) if !p.trim_matches('/').is_empty() => {
+            (h.to_owned(), Some(p.trim_matches('/').to_owned()))
+        }
+        Some((h, _)) => (h.to_owned(), None),
+        None => (rest.to_owned(), None),
+    }
+}
+
+/// Protocol: <https://github.com/docker/docker-credential-helpers>. The action is an argument,
+/// the payload is on stdin (the server URL, or a JSON credential for `store`), the answer on
+/// stdout; "not found" is that exact message on stdout and exit 1, which Docker treats as "no
+/// credentials" (and then tries anonymously).
+fn docker(ctx: &Ctx, action: &str) -> Result<i32, Error> {
+    const NOT_FOUND: &str = "credentials not found in native keychain";
+    let mut input = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut input);
+    let out = |s: &str| {
+        let _ = std::io::stdout().lock().write_all(s.as_bytes());
+    };
+    match action {
+        "get" | "erase" => {
+            let server = input.trim();
+            let client = ctx.client(true)?;
+            let (host, path) = server_host_path(server);
+            let route = client
+                .context()
+                .and_then(|c| c.route(&host, path.as_deref()))
+                .cloned();
+            let Some(route) = route else {
+                if action == "get" {
+                    out(&format!("{NOT_FOUND}\n"));
+                    return Ok(1);
+                }
+                return Ok(0);
+            };
+            if action == "erase" {
+                client.forget_answers(&route.provider)?;
+                return Ok(0);
+            }
+            match token(&client, &route.provider) {
+                Ok(t) => {
+                    let answer = serde_json::json!({
+                        "ServerURL": server,
+                        "Username": route.username.as_deref().unwrap_or("oauth2"),
+                        "Secret": t.token.expose(),
+                    });
+                    out(&format!("{answer}\n"));
+                    Ok(0)
+                }
+                Err(e) => {
+                    // Docker shows stdout as the error.
+                    out(&format!("qlam: {}\n", e.message()));
+                    Ok(1)
+                }
+            }
+        }
+        "list" => {
+            let client = ctx.client(true)?;
+            let mut map = serde_json::Map::new();
+            if let Some(c) = client.context() {
+                for r in &c.hosts {
+                    map.insert(
+                        r.pattern.clone(),
+                        serde_json::json!(r.username.as_deref().unwrap_or("oauth2")),
+                    );
+                }
+            }
+            out(&format!("{}\n", serde_json::Value::Object(map)));
+            Ok(0)
+        }
+        // `store`: the provider already holds the credential (`docker login` to a routed host
+        // needs no password kept anywhere else).
+        _ => Ok(0),
     }
 }
 
@@ -130,5 +216,23 @@ mod tests {
         assert_eq!(attr(&a, "host"), Some("git.example.com"));
         assert_eq!(attr(&a, "path"), Some("team/x.git"));
         assert_eq!(attr(&a, "ignored"), None);
+    }
+
+    #[test]
+    fn docker_server_urls() {
+        let hp = |s: &str| server_host_path(s);
+        assert_eq!(
+            hp("registry.example.com"),
+            ("registry.example.com".into(), None)
+        );
+        assert_eq!(
+            hp("https://registry.example.com:5000/v2/"),
+            ("registry.example.com:5000".into(), Some("v2".into()))
+        );
+        assert_eq!(
+            hp("https://index.docker.io/v1/"),
+            ("index.docker.io".into(), Some("v1".into()))
+        );
+        assert_eq!(hp("http://r.example.com/"), ("r.example.com".into(), None));
     }
 }

@@ -35,7 +35,17 @@ pub fn main() -> i32 {
     if let Some(code) = help_fast_path().or_else(fast_path) {
         return code;
     }
-    let cli = match Cli::try_parse() {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Docker runs credential helpers as `docker-credential-NAME ACTION`: a link named
+    // `docker-credential-qlam` to qlam is `qlam credential-helper docker ACTION`.
+    if args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_stem())
+        == Some(std::ffi::OsStr::new("docker-credential-qlam"))
+    {
+        args.splice(1..1, ["credential-helper".into(), "docker".into()]);
+    }
+    let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
