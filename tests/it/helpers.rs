@@ -19,6 +19,7 @@ env = "QLAM_TEST_TEAM_TOKEN"
 "git.example.com" = "forge"
 "git.example.com/team" = { provider = "team", username = "x-token" }
 "registry.example.com:5000" = { provider = "team", username = "robot" }
+"crates.example.com" = "forge"
 "#;
 
 fn helper(home: &Home, action: &str, input: &str) -> crate::util::Run {
@@ -191,7 +192,7 @@ fn docker_protocol_exact_and_as_docker_credential_qlam() {
     r.ok();
     assert_eq!(
         r.stdout,
-        "{\"git.example.com\":\"oauth2\",\"git.example.com/team\":\"x-token\",\"registry.example.com:5000\":\"robot\"}\n"
+        "{\"crates.example.com\":\"oauth2\",\"git.example.com\":\"oauth2\",\"git.example.com/team\":\"x-token\",\"registry.example.com:5000\":\"robot\"}\n"
     );
     let r = docker(
         &home,
@@ -212,5 +213,122 @@ fn docker_protocol_exact_and_as_docker_credential_qlam() {
     assert_eq!(
         r.stdout,
         "{\"Secret\":\"team-secret\",\"ServerURL\":\"registry.example.com:5000\",\"Username\":\"robot\"}\n"
+    );
+}
+
+#[test]
+fn cargo_protocol_exact() {
+    let home = Home::new();
+    home.write_config(CONFIG);
+    let requests = [
+        r#"{"v":1,"registry":{"index-url":"sparse+https://crates.example.com/index/","name":"corp"},"kind":"get","operation":"read"}"#,
+        r#"{"v":1,"registry":{"index-url":"https://github.com/rust-lang/crates.io-index","name":"crates-io"},"kind":"get","operation":"publish","name":"x","vers":"1.0.0","cksum":"00"}"#,
+        r#"{"v":1,"registry":{"index-url":"sparse+https://crates.example.com/index/","name":"corp"},"kind":"login","token":"ignored"}"#,
+        r#"not json"#,
+    ];
+    let mut cmd = home.qlam();
+    cmd.args(["credential-helper", "cargo", "--cargo-plugin"])
+        .env("QLAM_TEST_COUNTER", home.path().join("counter"));
+    let r = run_with_stdin(&mut cmd, &(requests.join("\n") + "\n"));
+    r.ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{}", r.stdout);
+    assert_eq!(lines[0], r#"{"v":[1]}"#);
+    assert_eq!(
+        lines[1],
+        r#"{"Ok":{"cache":"expires","expiration":4070908800,"kind":"get","operation_independent":true,"token":"tok-1"}}"#
+    );
+    assert_eq!(lines[2], r#"{"Err":{"kind":"url-not-supported"}}"#);
+    assert_eq!(lines[3], r#"{"Ok":{"kind":"login"}}"#);
+    assert!(
+        lines[4]
+            .starts_with(r#"{"Err":{"kind":"other","message":"qlam cannot read cargo's request"#),
+        "{}",
+        lines[4]
+    );
+}
+
+#[test]
+fn real_cargo_yank_sends_the_providers_token() {
+    use std::io::{BufRead, BufReader, Write};
+    // A sparse registry on loopback: its index config, and the yank API recording the
+    // Authorization header cargo sends.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut first = String::new();
+            if reader.read_line(&mut first).is_err() {
+                continue;
+            }
+            let mut auth = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if line.to_ascii_lowercase().starts_with("authorization:") {
+                    auth = line["authorization:".len()..].trim().to_owned();
+                }
+            }
+            let path = first.split_whitespace().nth(1).unwrap_or("").to_owned();
+            log.lock().unwrap().push((path.clone(), auth));
+            let (status, body) = match path.as_str() {
+                "/index/config.json" => (
+                    "200 OK",
+                    format!(
+                        r#"{{"dl":"http://127.0.0.1:{port}/dl","api":"http://127.0.0.1:{port}"}}"#
+                    ),
+                ),
+                p if p.ends_with("/yank") => ("200 OK", r#"{"ok":true}"#.to_owned()),
+                _ => ("404 Not Found", String::new()),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let home = Home::new();
+    home.write_config(&format!(
+        "current_context = \"x\"\n[contexts.x]\nauth_providers = [{{ name = \"reg\", provider = \"token\", env = \"REG_TOKEN\" }}]\n[contexts.x.hosts]\n\"127.0.0.1:{port}\" = \"reg\"\n"
+    ));
+    let cargo_home = home.path().join("cargo");
+    std::fs::create_dir_all(&cargo_home).unwrap();
+    let qlam = home.qlam().get_program().to_owned();
+    std::fs::write(
+        cargo_home.join("config.toml"),
+        format!(
+            "[registries.corp]\nindex = \"sparse+http://127.0.0.1:{port}/index/\"\ncredential-provider = [\"{}\"]\n",
+            qlam.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO"))
+        .args(["yank", "--registry", "corp", "--version", "1.0.0", "foo"])
+        .current_dir(home.path())
+        .env("CARGO_HOME", &cargo_home)
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
+        .env("XDG_STATE_HOME", home.path().join("state"))
+        .env("REG_TOKEN", "reg-token-42")
+        .env_remove("QLAM_CONFIG")
+        .env_remove("CARGO_REGISTRIES_CORP_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.contains(&(
+            "/api/v1/crates/foo/1.0.0/yank".to_owned(),
+            "reg-token-42".to_owned()
+        )),
+        "{seen:?}"
     );
 }

@@ -187,4 +187,10 @@ pub enum HelperCommand {
         /// What docker asks: `get`, `store`, `erase` or `list`
         action: String,
     },
+    /// Cargo's credential-provider protocol: `credential-provider = ["qlam"]` (cargo runs `qlam --cargo-plugin`)
+    Cargo {
+        /// Added by cargo when it runs a credential provider
+        #[arg(long)]
+        cargo_plugin: bool,
+    },
 }

@@ -21,7 +21,99 @@ pub(super) fn run(ctx: &Ctx, cmd: &HelperCommand) -> Result<i32, Error> {
     match cmd {
         HelperCommand::Git { action } => git(ctx, action),
         HelperCommand::Docker { action } => docker(ctx, action),
+        HelperCommand::Cargo { .. } => cargo(ctx),
     }
+}
+
+/// Protocol: <https://doc.rust-lang.org/cargo/reference/credential-provider-protocol.html>.
+/// qlam says hello (`{"v":[1]}`), then answers each request line: `get` with the routed
+/// provider's token and cache control from its expiry, `logout` by logging out, `login` only
+/// when the provider is already logged in (qlam's sign-in cannot run inside cargo's
+/// protocol: it tells the user to run `qlam auth login`). An index URL without a route is
+/// `url-not-supported`, so cargo asks its next provider.
+fn cargo(ctx: &Ctx) -> Result<i32, Error> {
+    use serde_json::{json, Value};
+    let mut stdout = std::io::stdout().lock();
+    let mut send = |v: Value| {
+        let _ = writeln!(stdout, "{v}");
+        let _ = stdout.flush();
+    };
+    send(json!({"v": [1]}));
+    let client = ctx.client(true);
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let other = |m: String| json!({"Err": {"kind": "other", "message": m}});
+        let request: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                send(other(format!("qlam cannot read cargo's request: {e}")));
+                continue;
+            }
+        };
+        let client = match &client {
+            Ok(c) => c,
+            Err(e) => {
+                send(other(e.message().to_owned()));
+                continue;
+            }
+        };
+        let index = request["registry"]["index-url"].as_str().unwrap_or("");
+        let (host, path) = server_host_path(index.trim_start_matches("sparse+"));
+        let Some(route) = client
+            .context()
+            .and_then(|c| c.route(&host, path.as_deref()))
+            .cloned()
+        else {
+            send(json!({"Err": {"kind": "url-not-supported"}}));
+            continue;
+        };
+        let p = route.provider.as_str();
+        let answer = match request["kind"].as_str().unwrap_or("") {
+            "get" => match token(client, p) {
+                Ok(t) => {
+                    let mut ok = json!({"kind": "get", "token": t.token.expose(), "operation_independent": true});
+                    match t.cache {
+                        CacheControl::Until(at) => {
+                            ok["cache"] = json!("expires");
+                            ok["expiration"] = json!(at.timestamp());
+                        }
+                        CacheControl::Session => ok["cache"] = json!("session"),
+                        _ => ok["cache"] = json!("never"),
+                    }
+                    json!({"Ok": ok})
+                }
+                Err(e) if e.is_not_authenticated() => other(format!(
+                    "qlam provider `{p}` is not logged in; run `qlam auth login {p}`"
+                )),
+                Err(e) => other(e.message().to_owned()),
+            },
+            "login" => match client.is_authenticated(Some(p)) {
+                Ok(true) => json!({"Ok": {"kind": "login"}}),
+                _ => other(format!(
+                    "qlam provider `{p}` signs in outside cargo: run `qlam auth login {p}`, then cargo uses it"
+                )),
+            },
+            "logout" => match client.logout(Some(p)) {
+                Ok(outcomes) if outcomes.iter().all(|o| o.result.is_ok()) => {
+                    json!({"Ok": {"kind": "logout"}})
+                }
+                Ok(outcomes) => other(
+                    outcomes
+                        .iter()
+                        .filter_map(|o| o.result.as_ref().err().map(|e| e.message().to_owned()))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+                Err(e) => other(e.message().to_owned()),
+            },
+            k => json!({"Err": {"kind": "other", "message": format!("qlam does not handle cargo's `{k}` request")}}),
+        };
+        send(answer);
+    }
+    Ok(0)
 }
 
 /// The host (with port) and path of what Docker calls a server URL: `registry.example.com`,

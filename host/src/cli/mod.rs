@@ -45,6 +45,11 @@ pub fn main() -> i32 {
     {
         args.splice(1..1, ["credential-helper".into(), "docker".into()]);
     }
+    // Cargo runs a credential provider as `PROGRAM --cargo-plugin` (the rest of its
+    // `credential-provider` setting comes in each request's `args`).
+    if args.get(1).is_some_and(|a| a == "--cargo-plugin") {
+        args.splice(1..1, ["credential-helper".into(), "cargo".into()]);
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
