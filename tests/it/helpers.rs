@@ -332,3 +332,105 @@ fn real_cargo_yank_sends_the_providers_token() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn aws_credential_process_from_an_aws_type_credential() {
+    let home = Home::new();
+    let dir = home.path().join("plugins");
+    crate::util::install(
+        &crate::util::fixture("qlam-fixture-aws"),
+        &dir,
+        &crate::util::lib_name("aws"),
+    );
+    let cfg = home.write_config(
+        "current_context = \"x\"\n[contexts.x]\nauth_providers = [\n  { name = \"aws\", provider = \"static-aws\", access_key_id = \"AKIAQLAMTEST\", secret_env = \"QLAM_T_AWS_SECRET\", session_token_env = \"QLAM_T_AWS_SESSION\", expiration = \"2099-01-01T00:00:00Z\" },\n  { name = \"tok\", provider = \"token\", env = \"QLAM_T_TOKEN\" },\n]\n",
+    );
+    let args = |p: &str| {
+        vec![
+            "--config".to_owned(),
+            cfg.to_str().unwrap().to_owned(),
+            "--plugin-dir".to_owned(),
+            dir.to_str().unwrap().to_owned(),
+            "auth".to_owned(),
+            "token".to_owned(),
+            p.to_owned(),
+            "--format".to_owned(),
+            "aws-process".to_owned(),
+        ]
+    };
+    let q = |p: &str, env: &[(&str, &str)]| {
+        let mut c = home.qlam();
+        c.args(args(p));
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        crate::util::run(&mut c)
+    };
+    let env = [
+        ("QLAM_T_AWS_SECRET", "aws-secret-canary"),
+        ("QLAM_T_AWS_SESSION", "aws-session-canary"),
+        ("QLAM_T_TOKEN", "t"),
+    ];
+    let r = q("aws", &env);
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        "{\n  \"AccessKeyId\": \"AKIAQLAMTEST\",\n  \"Expiration\": \"2099-01-01T00:00:00Z\",\n  \"SecretAccessKey\": \"aws-secret-canary\",\n  \"SessionToken\": \"aws-session-canary\",\n  \"Version\": 1\n}\n"
+    );
+    // A provider of another kind: a clear "unsupported" (exit 1), nothing on stdout.
+    let r = q("tok", &env);
+    r.code(1);
+    assert!(
+        r.stderr
+            .contains("provider `tok` does not give AWS credentials"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout, "");
+    // No secret: not authenticated (exit 3).
+    q("aws", &[]).code(3);
+
+    // The real consumer: botocore's credential_process provider runs qlam and parses it.
+    let have_botocore = Command::new("python3")
+        .args(["-c", "import botocore"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_botocore {
+        eprintln!("botocore is not installed: the consumer check is skipped here (CI installs it)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install botocore (.ci/run)"
+        );
+        return;
+    }
+    let qlam = home.qlam().get_program().to_str().unwrap().to_owned();
+    let aws_config = home.path().join("aws-config");
+    std::fs::write(
+        &aws_config,
+        format!(
+            "[profile q]\ncredential_process = {qlam} {}\n",
+            args("aws").join(" ")
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new("python3");
+    c.args([
+        "-c",
+        "import botocore.session as s; c = s.Session(profile='q').get_credentials().get_frozen_credentials(); print(c.access_key, c.secret_key, c.token)",
+    ])
+    .env("AWS_CONFIG_FILE", &aws_config)
+    .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
+    .env("HOME", home.path())
+    .env("XDG_CONFIG_HOME", home.path().join("config"))
+    .env("XDG_CACHE_HOME", home.path().join("cache"))
+    .env("XDG_STATE_HOME", home.path().join("state"));
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "AKIAQLAMTEST aws-secret-canary aws-session-canary\n"
+    );
+}

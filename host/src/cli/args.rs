@@ -125,6 +125,8 @@ pub enum TokenFormat {
     Raw,
     Json,
     ExecCredential,
+    /// AWS `credential_process` JSON, for providers whose credential is of type `aws`
+    AwsProcess,
 }
 
 #[derive(Debug, Subcommand)]

@@ -348,7 +348,7 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
     // The fast path: an answer still valid is served from configuration and store alone,
     // without loading any plugin.
     match cmd {
-        AuthCommand::Token { provider, format } => {
+        AuthCommand::Token { provider, format } if *format != Some(TokenFormat::AwsProcess) => {
             if let Some(t) = client.cached_token(provider) {
                 print_token(ctx.json(), &t, *format);
                 return Ok(0);
@@ -477,6 +477,10 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
             }
             Ok(0)
         }
+        AuthCommand::Token {
+            provider,
+            format: Some(TokenFormat::AwsProcess),
+        } => aws_process(&client, provider),
         AuthCommand::Token { provider, format } => {
             let token = match client.token(provider) {
                 Err(e)
@@ -531,6 +535,8 @@ fn print_token(json_output: bool, t: &qlam_host::api::Token, format: Option<Toke
         TokenFormat::Json => {
             print_json(&json!({"token": t.token.expose(), "expires_at": expires_at(t.cache)}))
         }
+        // Answered from the credential model instead (`aws_process`).
+        TokenFormat::AwsProcess => unreachable!("aws-process is not a token format"),
         TokenFormat::ExecCredential => {
             let mut status = json!({"token": t.token.expose()});
             let exp = expires_at(t.cache);
@@ -544,6 +550,42 @@ fn print_token(json_output: bool, t: &qlam_host::api::Token, format: Option<Toke
             }))
         }
     }
+}
+
+/// `qlam auth token P --format aws-process`: the AWS CLI/SDK `credential_process` document,
+/// from a provider whose credential model is of type `aws` (`access_key_id` and `expiration`
+/// among its fields, `secret_access_key` and `session_token` among its secrets).
+fn aws_process(client: &AuthClient, provider: &str) -> Result<i32, Error> {
+    use qlam_host::api::{CredentialDetails, CredentialStatus};
+    let unsupported = || {
+        Error::provider(qlam_host::api::Error::unsupported(format!(
+            "provider `{provider}` does not give AWS credentials: `--format aws-process` needs a provider whose credential is of type `aws` (access_key_id, secret_access_key, session_token)"
+        )))
+    };
+    let c = client.get_credential(provider)?.ok_or_else(unsupported)?;
+    let CredentialDetails::Vendor(v) = &c.details else {
+        return Err(unsupported());
+    };
+    if v.type_name != "aws" {
+        return Err(unsupported());
+    }
+    let key_id = v.fields.get("access_key_id").and_then(Value::as_str);
+    let secret = v.secrets.get("secret_access_key");
+    let (Some(key_id), Some(secret), CredentialStatus::Authenticated) = (key_id, secret, c.status)
+    else {
+        return Err(Error::provider(qlam_host::api::Error::not_authenticated(format!(
+            "provider `{provider}` has no usable AWS credentials; run `qlam auth login {provider}`"
+        ))));
+    };
+    let mut doc = json!({"Version": 1, "AccessKeyId": key_id, "SecretAccessKey": secret.expose()});
+    if let Some(t) = v.secrets.get("session_token") {
+        doc["SessionToken"] = json!(t.expose());
+    }
+    if let Some(e) = v.fields.get("expiration").and_then(Value::as_str) {
+        doc["Expiration"] = json!(e);
+    }
+    print_json(&doc);
+    Ok(0)
 }
 
 /// What kubectl tells an exec credential plugin in `KUBERNETES_EXEC_INFO`: the API version to

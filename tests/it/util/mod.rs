@@ -133,6 +133,7 @@ pub fn artifacts() -> &'static Artifacts {
             "qlam-fixture-marker",
             "qlam-fixture-chatty",
             "qlam-fixture-first-layout",
+            "qlam-fixture-aws",
         ] {
             link_or_copy(
                 &fixtures_target.join("debug").join(lib_name(f)),
