@@ -626,6 +626,20 @@ impl AuthClient {
         Ok(())
     }
 
+    /// After a server rejected `provider`'s credential: forgets the reusable answers and,
+    /// where the provider can refresh, refreshes now (forced), so the next answer is new.
+    /// Answers whether it refreshed. Never logs out.
+    pub fn renew(&self, provider: &str) -> Result<bool> {
+        self.forget_answers(provider)?;
+        let slot = self.slot(provider)?;
+        let caps = slot.handle.capabilities();
+        if caps.refresh && slot.handle.can_refresh().unwrap_or(false) {
+            self.refresh_slot(slot, true)
+        } else {
+            Ok(false)
+        }
+    }
+
     /// Logs in to one provider, or to every provider that supports login.
     ///
     /// When another process is logging in to the same provider, this waits for it (at most
@@ -826,6 +840,33 @@ impl AuthClient {
             |h| h.cache,
             crate::answers::save_headers,
         )
+    }
+
+    /// The headers of `provider` if this client holds a reusable answer: no provider call,
+    /// no plugin loaded, no lock (what an async caller can use without leaving its thread).
+    pub fn reusable_headers(&self, provider: &str) -> Option<Headers> {
+        let slot = self.slots.get(provider)?.get()?;
+        self.reusable(&slot.headers, |h| h.cache)
+    }
+
+    /// The token of `provider` if this client holds a reusable answer (see
+    /// [`AuthClient::reusable_headers`]).
+    pub fn reusable_token(&self, provider: &str) -> Option<Token> {
+        let slot = self.slots.get(provider)?.get()?;
+        self.reusable(&slot.token, |t| t.cache)
+    }
+
+    fn reusable<T: Clone>(
+        &self,
+        memo: &ArcSwapOption<T>,
+        cache: fn(&T) -> CacheControl,
+    ) -> Option<T> {
+        let v = memo.load_full()?;
+        match cache(&v) {
+            CacheControl::Session => Some((*v).clone()),
+            CacheControl::Until(t) if t - self.skew > Utc::now() => Some((*v).clone()),
+            _ => None,
+        }
     }
 
     /// The access token, with the same reuse and refresh rules as [`AuthClient::headers`].

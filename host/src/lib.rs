@@ -25,6 +25,8 @@
 #![warn(missing_docs)]
 
 mod answers;
+#[cfg(feature = "async")]
+mod asynch;
 mod client;
 pub mod config;
 mod error;
@@ -33,6 +35,8 @@ pub mod fsutil;
 mod keyring_store;
 mod libcheck;
 pub mod lock;
+#[cfg(feature = "reqwest")]
+pub mod middleware;
 pub mod paths;
 pub mod plugin_hashes;
 mod plugin_index;
@@ -42,6 +46,8 @@ mod services;
 pub mod store;
 pub mod trust;
 
+#[cfg(feature = "async")]
+pub use asynch::AsyncAuthClient;
 pub use client::{
     AuthClient, AuthClientBuilder, ConfigProblem, Outcome, ProviderInfo, ProviderStatus,
     DEFAULT_REFRESH_SKEW,

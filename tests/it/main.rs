@@ -13,6 +13,7 @@ mod keyring;
 mod oauth;
 mod plugins;
 mod race;
+mod sdk;
 mod secrets;
 mod trust;
 mod util;

@@ -161,7 +161,7 @@ fn docker(ctx: &Ctx, action: &str) -> Result<i32, Error> {
                 return Ok(0);
             };
             if action == "erase" {
-                client.forget_answers(&route.provider)?;
+                renew(&client, &route.provider);
                 return Ok(0);
             }
             match token(&client, &route.provider) {
@@ -234,6 +234,17 @@ fn token(client: &AuthClient, provider: &str) -> Result<qlam_host::api::Token, E
     }
 }
 
+/// A tool says the server rejected the provider's token: renew it (forget the cached answer,
+/// refresh where the provider can) and keep the new answer for the tool's next request.
+fn renew(client: &AuthClient, provider: &str) {
+    match client.renew(provider) {
+        Ok(_) => {
+            let _ = client.token(provider);
+        }
+        Err(e) => eprintln!("qlam: {}", e.message()),
+    }
+}
+
 /// The provider route for what git asks about, if the current context has one.
 fn git_route(client: &AuthClient, attrs: &[(String, String)]) -> Option<HostRoute> {
     let host = attr(attrs, "host")?;
@@ -262,17 +273,7 @@ fn git(ctx: &Ctx, action: &str) -> Result<i32, Error> {
         let current = token(&client, &route.provider).ok();
         let rejected = attr(&attrs, "password");
         if current.is_some_and(|t| Some(t.token.expose().as_str()) == rejected) {
-            client.forget_answers(&route.provider)?;
-            let can_refresh = client
-                .list_providers()
-                .ok()
-                .and_then(|l| l.into_iter().find(|p| p.name == route.provider))
-                .is_some_and(|p| p.capabilities.refresh);
-            if can_refresh {
-                if let Err(e) = client.refresh_credentials(Some(&route.provider), true) {
-                    eprintln!("qlam: {}", e.message());
-                }
-            }
+            renew(&client, &route.provider);
         }
         return Ok(0);
     }

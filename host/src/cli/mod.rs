@@ -573,9 +573,11 @@ fn aws_process(client: &AuthClient, provider: &str) -> Result<i32, Error> {
     let secret = v.secrets.get("secret_access_key");
     let (Some(key_id), Some(secret), CredentialStatus::Authenticated) = (key_id, secret, c.status)
     else {
-        return Err(Error::provider(qlam_host::api::Error::not_authenticated(format!(
+        return Err(Error::provider(qlam_host::api::Error::not_authenticated(
+            format!(
             "provider `{provider}` has no usable AWS credentials; run `qlam auth login {provider}`"
-        ))));
+        ),
+        )));
     };
     let mut doc = json!({"Version": 1, "AccessKeyId": key_id, "SecretAccessKey": secret.expose()});
     if let Some(t) = v.secrets.get("session_token") {

@@ -25,7 +25,8 @@ use chrono::{DateTime, Utc};
 use qlam_plugin_api::{
     export_providers, BuildRequest, CacheControl, Capabilities, Credential, CredentialDetails,
     CredentialStatus, Error, Headers, HostServices, HttpHeaders, LoginLogout, LoginOptions,
-    LogoutReport, Provider, ProviderFactory, Result, Secret, Token, TokenSource, VendorCredential,
+    LogoutReport, Provider, ProviderFactory, Refresh, Result, Secret, Token, TokenSource,
+    VendorCredential,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -149,7 +150,8 @@ impl ProviderFactory for TokenFactory {
             headers: true,
             login: true,
             token: true,
-            refresh: false,
+            // A `command` source: run the command again.
+            refresh: true,
         }
     }
 
@@ -437,6 +439,28 @@ impl Provider for TokenProvider {
         // Only a stored token is something to log in to; the other sources are managed
         // outside qlam.
         matches!(self.source, Source::Store).then_some(self as &dyn LoginLogout)
+    }
+
+    fn refresher(&self) -> Option<&dyn Refresh> {
+        // A command can be asked for a new token; the other sources have only the one.
+        matches!(self.source, Source::Command(_)).then_some(self as &dyn Refresh)
+    }
+}
+
+impl Refresh for TokenProvider {
+    fn can_refresh(&self) -> bool {
+        true
+    }
+
+    /// Runs the command again: always when `force` (a server rejected the token), else only
+    /// when the token it gave has expired.
+    fn refresh(&self, force: bool) -> Result<bool> {
+        if !force && self.cached_token().is_some() {
+            return Ok(false);
+        }
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.fetch()?;
+        Ok(true)
     }
 }
 
