@@ -75,26 +75,61 @@ fn read(path: &Path, hash: &str) -> Option<AnswerFile> {
     }
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
-    let f: AnswerFile = serde_json::from_slice(&bytes).ok()?;
+    parse(&bytes, hash)
+}
+
+/// An answer file's contents, if they parse and belong to the configuration `hash`.
+fn parse(bytes: &[u8], hash: &str) -> Option<AnswerFile> {
+    let f: AnswerFile = serde_json::from_slice(bytes).ok()?;
     (f.config_hash == hash).then_some(f)
 }
 
-/// Valid cached headers, if any.
-pub fn headers(path: &Path, hash: &str, now: DateTime<Utc>) -> Option<Headers> {
-    let h = read(path, hash)?.headers.filter(|h| h.until > now)?;
+fn valid_headers(f: AnswerFile, now: DateTime<Utc>) -> Option<Headers> {
+    let h = f.headers.filter(|h| h.until > now)?;
     Some(Headers {
         headers: h.headers,
         cache: CacheControl::Until(h.until),
     })
 }
 
-/// A valid cached token, if any.
-pub fn token(path: &Path, hash: &str, now: DateTime<Utc>) -> Option<Token> {
-    let t = read(path, hash)?.token.filter(|t| t.until > now)?;
+fn valid_token(f: AnswerFile, now: DateTime<Utc>) -> Option<Token> {
+    let t = f.token.filter(|t| t.until > now)?;
     Some(Token {
         token: t.token,
         cache: CacheControl::Until(t.until),
     })
+}
+
+/// For the fuzz target `store_entry` and its corpus replay (not an API; reached as
+/// `qlam_host::store::fuzzing::answer_file`): runs `bytes` through what the answer cache does
+/// with an answer file: parse it, write it back as an update does, and take the answers still
+/// valid at a fixed time. Panics on a bug; a file that does not parse is fine (a cache miss).
+#[doc(hidden)]
+pub fn fuzz_answer_file(bytes: &[u8]) {
+    // The file's own hash, so that a parsed file is not dropped as another configuration's.
+    let hash = serde_json::from_slice::<Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("config_hash")?.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let now: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().expect("a valid time");
+    let Some(f) = parse(bytes, &hash) else {
+        return;
+    };
+    let _ = serde_json::to_vec(&f);
+    let _ = valid_headers(f, now);
+    if let Some(f) = parse(bytes, &hash) {
+        let _ = valid_token(f, now);
+    }
+}
+
+/// Valid cached headers, if any.
+pub fn headers(path: &Path, hash: &str, now: DateTime<Utc>) -> Option<Headers> {
+    valid_headers(read(path, hash)?, now)
+}
+
+/// A valid cached token, if any.
+pub fn token(path: &Path, hash: &str, now: DateTime<Utc>) -> Option<Token> {
+    valid_token(read(path, hash)?, now)
 }
 
 fn update(path: &Path, hash: &str, f: impl FnOnce(&mut AnswerFile)) {

@@ -86,6 +86,35 @@ struct File {
     entries: BTreeMap<PathBuf, Entry>,
 }
 
+/// An index file's contents, if they parse and are of this version.
+fn parse(bytes: &[u8]) -> Option<File> {
+    serde_json::from_slice::<File>(bytes)
+        .ok()
+        .filter(|f| f.version == VERSION && f.api_version == qlam_plugin_api::API_VERSION)
+}
+
+/// For the fuzz target `store_entry` and its corpus replay (not an API; reached as
+/// `qlam_host::store::fuzzing::plugin_index`): runs `bytes` through what the plugin index
+/// does with its file: parse it (whatever its version), look every entry up, and write it
+/// back as [`PluginIndex::save`] does. Panics on a bug; a file that does not parse is fine
+/// (the index starts empty).
+#[doc(hidden)]
+pub fn fuzz_index(bytes: &[u8]) {
+    let _ = parse(bytes);
+    let Ok(file) = serde_json::from_slice::<File>(bytes) else {
+        return;
+    };
+    let index = PluginIndex {
+        path: PathBuf::new(),
+        file,
+        dirty: false,
+    };
+    for (path, entry) in &index.file.entries {
+        assert!(index.lookup(path, entry.stamp).is_some());
+    }
+    let _ = serde_json::to_vec(&index.file);
+}
+
 /// The index, read once and written back when it changed.
 #[derive(Debug)]
 pub struct PluginIndex {
@@ -99,8 +128,7 @@ impl PluginIndex {
     pub fn open(path: PathBuf) -> PluginIndex {
         let file = std::fs::read(&path)
             .ok()
-            .and_then(|b| serde_json::from_slice::<File>(&b).ok())
-            .filter(|f| f.version == VERSION && f.api_version == qlam_plugin_api::API_VERSION)
+            .and_then(|b| parse(&b))
             .unwrap_or_else(|| File {
                 version: VERSION,
                 api_version: qlam_plugin_api::API_VERSION.into(),

@@ -29,6 +29,51 @@ struct Entry {
     entries: BTreeMap<String, String>,
 }
 
+/// A credential file's contents, as [`FileStore`] reads them.
+fn parse_entry(bytes: &[u8]) -> serde_json::Result<Entry> {
+    serde_json::from_slice::<Entry>(bytes)
+}
+
+/// A credential file's contents, as [`FileStore`] writes them.
+fn encode_entry(entry: &mut Entry) -> Vec<u8> {
+    entry.version = 1;
+    serde_json::to_vec_pretty(entry).expect("a map of strings serialises")
+}
+
+/// For the fuzz target `store_entry` and its corpus replay (not an API; reached as
+/// [`fuzzing::entry`]): runs `bytes` through what the store does with a credential file:
+/// parse it and, when it parses, write it again and read that back, which must give the
+/// same values. Panics on a bug; a file that does not parse is fine (the store moves it
+/// aside).
+#[doc(hidden)]
+pub fn fuzz_entry(bytes: &[u8]) {
+    let Ok(mut entry) = parse_entry(bytes) else {
+        return;
+    };
+    let again = parse_entry(&encode_entry(&mut entry)).expect("a written entry reads back");
+    assert!(
+        again.entries == entry.entries,
+        "a written entry reads back the same"
+    );
+}
+
+/// Hooks for the fuzz target `store_entry` and its corpus replay in the tests (not an API):
+/// the host's state files as the host reads and writes them.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::fuzz_entry as entry;
+    pub use crate::answers::fuzz_answer_file as answer_file;
+    pub use crate::plugin_index::fuzz_index as plugin_index;
+
+    /// One input through all three: a credential file, an answer cache file, the plugin
+    /// index.
+    pub fn state_file(bytes: &[u8]) {
+        entry(bytes);
+        answer_file(bytes);
+        plugin_index(bytes);
+    }
+}
+
 fn encode(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for (i, b) in name.bytes().enumerate() {
@@ -113,7 +158,7 @@ impl FileStore {
             }
         };
         check_private(path)?;
-        match serde_json::from_slice::<Entry>(&bytes) {
+        match parse_entry(&bytes) {
             Ok(e) => Ok(e),
             Err(err) => {
                 let aside = path.with_extension(format!(
@@ -121,10 +166,13 @@ impl FileStore {
                     chrono::Utc::now().format("%Y%m%dT%H%M%S")
                 ));
                 let moved = std::fs::rename(path, &aside);
-                // The parse error names a line and column, never the content.
+                // Only where: serde_json's message can quote a value (`invalid type:
+                // string "…"`), and this file holds secrets.
                 tracing::warn!(
-                    "credential file `{}` is damaged ({err}); {}; treating it as logged out",
+                    "credential file `{}` is damaged (at line {} column {}); {}; treating it as logged out",
                     path.display(),
+                    err.line(),
+                    err.column(),
                     match moved {
                         Ok(()) => format!("moved it to `{}`", aside.display()),
                         Err(e) => format!("could not move it aside: {e}"),
@@ -172,8 +220,7 @@ impl FileStore {
                 ))),
             };
         }
-        entry.version = 1;
-        let bytes = serde_json::to_vec_pretty(&entry).expect("a map of strings serialises");
+        let bytes = encode_entry(&mut entry);
         fsutil::write_atomic(&path, &bytes, Some(0o600)).map_err(|e| {
             Error::store(format!(
                 "cannot write credential file `{}`: {e}",

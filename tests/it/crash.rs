@@ -153,6 +153,9 @@ fn a_damaged_credential_file_reads_as_logged_out_never_a_crash() {
         Vec::new(),
         whole[..whole.len() / 2].to_vec(),
         b"\x00\xffgarbage".to_vec(),
+        // Valid JSON of the wrong shape: serde's message would quote the value.
+        br#"{"version": "canary-damaged-secret", "secrets": {}}"#.to_vec(),
+        br#"{"version": 1, "secrets": {"token": 42, "other": "canary-damaged-secret"}}"#.to_vec(),
     ] {
         std::fs::write(&entry, &damage).unwrap();
         let r = home.run(&["auth", "token", "token-demo"]);
@@ -161,6 +164,11 @@ fn a_damaged_credential_file_reads_as_logged_out_never_a_crash() {
         assert!(
             r.warnings()[0].contains("is damaged") && r.warnings()[0].contains("moved it to"),
             "{}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("canary-damaged-secret"),
+            "the damaged file's content leaked: {}",
             r.stderr
         );
         assert!(!entry.exists());

@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod crash;
 mod fastpath;
+mod fuzz_replay;
 mod helpers;
 mod install;
 mod keyring;

@@ -222,6 +222,18 @@ impl OAuthConfig {
                 )));
             }
         }
+        // Durations are used in date arithmetic: bound them so that no setting can overflow it.
+        for (key, value, max) in [
+            ("timeout_secs", raw.timeout_secs, 3600),
+            ("refresh_margin_secs", raw.refresh_margin_secs, 86_400 * 365),
+            ("login_timeout_secs", raw.login_timeout_secs, 86_400),
+        ] {
+            if value > max {
+                return Err(Error::configuration(format!(
+                    "`{key}` = {value} is too large (at most {max})"
+                )));
+            }
+        }
         Ok(OAuthConfig {
             issuer,
             endpoints,
@@ -309,6 +321,15 @@ mod tests {
             json!({"issuer": "https://x", "client_id": "c", "extra_auth_params": {"state": "x"}})
         )
         .contains("must not set `state`"));
+        // Found by fuzzing review: huge durations overflowed date arithmetic at first use.
+        assert!(err(
+            json!({"issuer": "https://x", "client_id": "c", "refresh_margin_secs": 100000000000000000u64})
+        )
+        .contains("`refresh_margin_secs` = 100000000000000000 is too large"));
+        assert!(err(
+            json!({"issuer": "https://x", "client_id": "c", "login_timeout_secs": u64::MAX})
+        )
+        .contains("`login_timeout_secs`"));
         let c = OAuthConfig::parse(
             &json!({"issuer": "http://127.0.0.1:8080", "client_id": "c", "audience": "api"}),
         )

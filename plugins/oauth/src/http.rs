@@ -51,9 +51,18 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// An in-memory server: answers a request with a status, a `Content-Type` and a body.
+pub type Responder = dyn Fn(&HttpRequest) -> (u16, Option<String>, Vec<u8>) + Send + Sync;
+
+enum Transport {
+    Network(reqwest::blocking::Client),
+    /// No network: the fuzz hook answers from memory (see [`Http::in_memory`]).
+    Memory(Box<Responder>),
+}
+
 /// The HTTP client of one provider.
 pub struct Http {
-    client: reqwest::blocking::Client,
+    transport: Transport,
 }
 
 impl Http {
@@ -86,15 +95,38 @@ impl Http {
         let client = builder.build().map_err(|e| {
             Error::other(format!("cannot create an HTTP client: {}", error_chain(&e)))
         })?;
-        Ok(Http { client })
+        Ok(Http {
+            transport: Transport::Network(client),
+        })
+    }
+
+    /// A client whose requests never leave the process: `responder` answers them, and the
+    /// answers are handled exactly like network ones (redirects and 5xx are errors).
+    pub fn in_memory(responder: Box<Responder>) -> Http {
+        Http {
+            transport: Transport::Memory(responder),
+        }
     }
 
     /// Sends a request built by `oauth2` (or by us). 3xx and 5xx are errors; every other
     /// status is returned for the caller to interpret.
     pub fn call(&self, request: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
+        let client = match &self.transport {
+            Transport::Network(client) => client,
+            Transport::Memory(responder) => {
+                let (status, content_type, body) = responder(&request);
+                check_status(status)?;
+                let mut builder = oauth2::http::Response::builder().status(status);
+                if let Some(ct) = content_type {
+                    builder = builder.header("Content-Type", ct);
+                }
+                return builder
+                    .body(body)
+                    .map_err(|e| HttpError::Network(e.to_string()));
+            }
+        };
         let (parts, body) = request.into_parts();
-        let mut req = self
-            .client
+        let mut req = client
             .request(parts.method, parts.uri.to_string())
             .body(body);
         for (name, value) in parts.headers.iter() {
@@ -116,8 +148,21 @@ impl Http {
 
     /// A GET that expects JSON (discovery).
     pub fn get_json(&self, url: &url::Url) -> std::result::Result<(u16, Vec<u8>), HttpError> {
+        let client = match &self.transport {
+            Transport::Network(client) => client,
+            Transport::Memory(_) => {
+                let req = oauth2::http::Request::builder()
+                    .method("GET")
+                    .uri(url.as_str())
+                    .header("Accept", "application/json")
+                    .body(Vec::new())
+                    .map_err(|e| HttpError::Network(e.to_string()))?;
+                let resp = self.call(req)?;
+                return Ok((resp.status().as_u16(), resp.into_body()));
+            }
+        };
         let resp = send(
-            self.client
+            client
                 .get(url.as_str())
                 .header("Accept", "application/json"),
         )?;
@@ -138,14 +183,17 @@ fn send(
     let resp = req
         .send()
         .map_err(|e| HttpError::Network(error_chain(&e)))?;
-    let status = resp.status();
-    if status.is_redirection() {
-        return Err(HttpError::Redirect(status.as_u16()));
-    }
-    if status.is_server_error() {
-        return Err(HttpError::Server(status.as_u16()));
-    }
+    check_status(resp.status().as_u16())?;
     Ok(resp)
+}
+
+/// A redirect (never followed) and a 5xx are errors.
+fn check_status(status: u16) -> std::result::Result<(), HttpError> {
+    match status {
+        300..=399 => Err(HttpError::Redirect(status)),
+        500..=599 => Err(HttpError::Server(status)),
+        _ => Ok(()),
+    }
 }
 
 /// An [`HttpError`] as a provider error: network trouble and 5xx are transient (keep every

@@ -18,6 +18,8 @@
 mod browser;
 pub mod clock;
 mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod stored;
 
@@ -49,6 +51,9 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{endpoint, Flow, OAuthConfig};
 use crate::http::{to_error, Http, HttpError};
 use crate::stored::{display_claims, Stored};
+
+/// The longest device-flow poll interval a server may ask for (RFC 8628 suggests 5 s).
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The `id_token` of an OpenID Connect token response, kept secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -362,10 +367,12 @@ impl OAuthProvider {
                 resp.token_type().as_ref()
             )));
         }
+        // An expiry too far away for a date is an unknown one (`expires_in` = 10^14 s
+        // panicked here: fuzz/regressions/token_response).
         let expires_at = resp
             .expires_in()
             .and_then(|d| chrono::Duration::from_std(d).ok())
-            .map(|d| sent_at + d);
+            .and_then(|d| sent_at.checked_add_signed(d));
         let refresh_token = resp
             .refresh_token()
             .map(|t| Secret::new(t.secret().clone()))
@@ -483,6 +490,15 @@ impl OAuthProvider {
             .add_scopes(self.scopes())
             .request(&|req| http.call(req))
             .map_err(|e| self.token_error("the device authorization request failed", e))?;
+        // The interval is slept as given, and oauth2 adds 5 s to it on every `slow_down`
+        // without an overflow check (a panic near u64::MAX seconds): refuse absurd ones.
+        if details.interval() > MAX_POLL_INTERVAL {
+            return Err(Error::other(format!(
+                "the device authorization request failed: the server asks to poll every {} s; qlam waits at most {} s between polls",
+                details.interval().as_secs(),
+                MAX_POLL_INTERVAL.as_secs()
+            )));
+        }
         self.services.show_verification(
             details.verification_uri().as_str(),
             details.user_code().secret(),
