@@ -292,13 +292,17 @@ fn require_pinned_plugins_needs_pin_and_the_pinned_plugin_then_loads() {
     assert!(loaded[0].contains("libacme.so"), "{}", r.stdout);
 }
 
-/// Starts `qlam auth token t` with a token command that waits for `go`, using the token
-/// plugin installed in the user folder; answers once the plugin's code is running.
+/// Starts `qlam auth token t` with a token command that waits for `go` (at most 20 s, so that
+/// it never outlives a test whose qlam was killed), using the token plugin installed in the
+/// user folder; answers once the plugin's code is running.
 fn start_waiting(home: &Home, tag: &str) -> (std::process::Child, PathBuf) {
     let started = home.path().join(format!("started-{tag}"));
     let go = home.path().join(format!("go-{tag}"));
+    use std::os::unix::process::CommandExt;
     let child = home
         .bare_qlam()
+        // Its own process group, so a killed qlam's command can be cleaned up.
+        .process_group(0)
         .args(["auth", "token", "t"])
         .env("QLAM_T_STARTED", &started)
         .env("QLAM_T_GO", &go)
@@ -320,7 +324,7 @@ fn a_plugin_replaced_while_a_process_uses_it_keeps_that_process_alive() {
     home.write_config(
         r#"current_context = "x"
 [contexts.x]
-auth_providers = [{ name = "t", provider = "token", command = ["sh", "-c", "touch \"$QLAM_T_STARTED\"; while [ ! -e \"$QLAM_T_GO\" ]; do sleep 0.02; done; echo tok-1"] }]
+auth_providers = [{ name = "t", provider = "token", command = ["sh", "-c", "touch \"$QLAM_T_STARTED\"; i=0; while [ ! -e \"$QLAM_T_GO\" ] && [ $i -lt 1000 ]; do sleep 0.02; i=$((i+1)); done; echo tok-1"] }]
 "#,
     );
     let src = candidate(&home, &artifacts().token_lib, "libtok.so", b"");
@@ -353,9 +357,15 @@ auth_providers = [{ name = "t", provider = "token", command = ["sh", "-c", "touc
     // 2. The control: rewriting the mapped file in place (what `cp` does) kills a process
     //    inside it — so the check above can fail.
     let (child, go) = start_waiting(&home, "in-place");
+    let group = child.id() as i32;
     std::fs::write(&dest, b"truncated in place").unwrap();
     std::fs::write(&go, "").unwrap();
     let out = child.wait_with_output().unwrap();
+    // The dead qlam's token command may still be waiting: end it too.
+    // SAFETY: signalling a process group we created.
+    unsafe {
+        libc::kill(-group, libc::SIGKILL);
+    }
     use std::os::unix::process::ExitStatusExt;
     assert!(
         matches!(out.status.signal(), Some(7 | 11)),
