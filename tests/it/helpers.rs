@@ -434,3 +434,112 @@ fn aws_credential_process_from_an_aws_type_credential() {
         "AKIAQLAMTEST aws-secret-canary aws-session-canary\n"
     );
 }
+
+#[test]
+fn real_kubectl_runs_qlam_as_its_exec_credential_plugin() {
+    if Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        crate::util::require_tool("kubernetes-client");
+    }
+    use std::io::BufRead;
+    let home = Home::new();
+    // A Kubernetes API server stand-in over TLS on loopback (kubectl sends exec credentials
+    // only over TLS): answers /version and records the Authorization headers it gets.
+    let (ca, cert, key) = crate::util::oauth::make_certs(home.path());
+    let auth_log = home.path().join("auth.log");
+    let script = r#"
+import http.server, ssl, sys
+cert, key, log = sys.argv[1:4]
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        with open(log, "a") as f: f.write("%s\n" % self.headers.get("Authorization"))
+        body = b'{"major":"1","minor":"30","gitVersion":"v1.30.0"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+s.socket = ctx.wrap_socket(s.socket, server_side=True)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    let mut server = Command::new("python3")
+        .args(["-c", script])
+        .arg(&cert)
+        .arg(&key)
+        .arg(&auth_log)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let port: u16 = first.trim().parse().expect("the server prints its port");
+    let cfg = home.write_config(
+        "current_context = \"x\"\n[contexts.x]\nauth_providers = [{ name = \"kube\", provider = \"token\", env = \"QLAM_T_KUBE_TOKEN\" }]\n",
+    );
+    let qlam = home.qlam().get_program().to_str().unwrap().to_owned();
+    let kubeconfig = home.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            r#"apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: https://127.0.0.1:{port}
+    certificate-authority: {}
+contexts:
+- name: local
+  context:
+    cluster: local
+    user: qlam
+current-context: local
+users:
+- name: qlam
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: {qlam}
+      args: ["--config", "{}", "auth", "token", "kube", "--format", "exec-credential"]
+      interactiveMode: Never
+"#,
+            ca.display(),
+            cfg.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("kubectl")
+        .args(["--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["get", "--raw", "/version"])
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
+        .env("XDG_STATE_HOME", home.path().join("state"))
+        .env("QLAM_T_KUBE_TOKEN", "kube-token-99")
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("v1.30.0"),
+        "{out:?}"
+    );
+    let seen = std::fs::read_to_string(&auth_log).unwrap_or_default();
+    assert!(
+        !seen.is_empty() && seen.lines().all(|a| a == "Bearer kube-token-99"),
+        "{seen:?}"
+    );
+}

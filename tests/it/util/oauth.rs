@@ -46,7 +46,7 @@ fn require_node_modules() {
 }
 
 /// Makes a CA and a server certificate for 127.0.0.1 in `dir`; returns (ca, cert, key).
-fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+pub fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     };
