@@ -180,9 +180,23 @@
 //! ## Versioning
 //!
 //! The version of this crate is the ABI version. A host loads plugins built against the same
-//! `0.MINOR` (before 1.0) or the same major version (from 1.0); a plugin built against a newer
-//! minor version may add provider methods the host does not call. Anything else is refused
-//! with a message that names both versions.
+//! `0.MINOR` (before 1.0) or the same major version (from 1.0), whatever the patch (minor)
+//! release on either side.
+//!
+//! - A patch release (0.1.x) adds only what an older plugin or host can do without: optional
+//!   exported symbols (the log sink, `qlam_plugin_set_log_sink_v1`, since 0.1.1; a host finds
+//!   them on the loaded library and skips them when absent), optional JSON members, new codes
+//!   in fields that are plain integers.
+//! - It never adds a field to the root module or a method to the trait objects: abi_stable
+//!   refuses a library whose interface has *fewer* fields than the host's, so that would lock
+//!   out every plugin already built. Changing or removing anything is a break and a new
+//!   `0.MINOR`.
+//! - A host refuses an incompatible plugin with one line naming both versions, or — same
+//!   version, different layout (a plugin built from a modified copy of this crate) — saying
+//!   the layout differs, with abi_stable's full report at `-v` and in `qlam plugins inspect`.
+//!
+//! qlam's tests build a plugin against a frozen copy of 0.1.0 and use it through the current
+//! host, and refuse a plugin whose layout was changed.
 
 #![warn(missing_docs)]
 
