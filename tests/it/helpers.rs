@@ -250,50 +250,28 @@ fn cargo_protocol_exact() {
 
 #[test]
 fn real_cargo_yank_sends_the_providers_token() {
-    use std::io::{BufRead, BufReader, Write};
     // A sparse registry on loopback: its index config, and the yank API recording the
     // Authorization header cargo sends.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
     let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut first = String::new();
-            if reader.read_line(&mut first).is_err() {
-                continue;
+    let api = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let api_in = api.clone();
+    let base = crate::util::stub::serve(move |r| {
+        use crate::util::stub::Reply;
+        log.lock()
+            .unwrap()
+            .push((r.path.clone(), r.auth().to_owned()));
+        let base = api_in.get().cloned().unwrap_or_default();
+        match r.path.as_str() {
+            "/index/config.json" => {
+                Reply::json("200 OK", format!(r#"{{"dl":"{base}/dl","api":"{base}"}}"#))
             }
-            let mut auth = String::new();
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if line.to_ascii_lowercase().starts_with("authorization:") {
-                    auth = line["authorization:".len()..].trim().to_owned();
-                }
-            }
-            let path = first.split_whitespace().nth(1).unwrap_or("").to_owned();
-            log.lock().unwrap().push((path.clone(), auth));
-            let (status, body) = match path.as_str() {
-                "/index/config.json" => (
-                    "200 OK",
-                    format!(
-                        r#"{{"dl":"http://127.0.0.1:{port}/dl","api":"http://127.0.0.1:{port}"}}"#
-                    ),
-                ),
-                p if p.ends_with("/yank") => ("200 OK", r#"{"ok":true}"#.to_owned()),
-                _ => ("404 Not Found", String::new()),
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+            p if p.ends_with("/yank") => Reply::json("200 OK", r#"{"ok":true}"#),
+            _ => Reply::empty("404 Not Found"),
         }
     });
+    api.set(base.clone()).unwrap();
+    let port = base.rsplit(':').next().unwrap().to_owned();
     let home = Home::new();
     home.write_config(&format!(
         "current_context = \"x\"\n[contexts.x]\nauth_providers = [{{ name = \"reg\", provider = \"token\", env = \"REG_TOKEN\" }}]\n[contexts.x.hosts]\n\"127.0.0.1:{port}\" = \"reg\"\n"

@@ -1,61 +1,30 @@
 //! The Rust SDK from async code: `AsyncAuthClient` and the reqwest-middleware layer, against
 //! an API on loopback that rejects an old token with `401 invalid_token`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use qlam_host::config::Config;
 use qlam_host::middleware::QlamAuth;
 use qlam_host::{AsyncAuthClient, AuthClient};
 
+use crate::util::stub::{serve, Reply};
+
 /// An API that accepts only `Bearer t2`; `t1` gets `401` with `error="invalid_token"`,
 /// `/plain-401` always answers a 401 without it. Records the Authorization headers.
 fn api() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut first = String::new();
-            if reader.read_line(&mut first).is_err() {
-                continue;
-            }
-            let mut auth = String::new();
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if line.to_ascii_lowercase().starts_with("authorization:") {
-                    auth = line["authorization:".len()..].trim().to_owned();
-                }
-            }
-            log.lock().unwrap().push(auth.clone());
-            let plain = first.contains("/plain-401");
-            let (status, extra, body) = if plain {
-                (
-                    "401 Unauthorized",
-                    "WWW-Authenticate: Bearer realm=\"api\"\r\n",
-                    "",
-                )
-            } else if auth == "Bearer t2" {
-                ("200 OK", "", "hello")
-            } else {
-                (
-                    "401 Unauthorized",
-                    "WWW-Authenticate: Bearer error=\"invalid_token\", error_description=\"expired\"\r\n",
-                    "",
-                )
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+    let base = serve(move |r| {
+        log.lock().unwrap().push(r.auth().to_owned());
+        if r.path == "/plain-401" {
+            Reply::empty("401 Unauthorized").with("WWW-Authenticate", "Bearer realm=\"api\"")
+        } else if r.auth() == "Bearer t2" {
+            Reply::json("200 OK", "hello")
+        } else {
+            Reply::empty("401 Unauthorized").with(
+                "WWW-Authenticate",
+                "Bearer error=\"invalid_token\", error_description=\"expired\"",
+            )
         }
     });
     (base, seen)

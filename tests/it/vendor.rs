@@ -2,11 +2,10 @@
 //! as a vendor would (its own crate, outside this workspace), installed with `qlam plugins
 //! install`, and used through `qlam` against Acme's API served on loopback.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::util::stub::{serve, Reply};
 use crate::util::Home;
 
 const KEY: &str = "acme-key-canary-7781";
@@ -42,57 +41,24 @@ type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
 /// Acme's API: `POST /v1/sessions` with `ApiKey <KEY>` makes session `sess-N`;
 /// `DELETE /v1/sessions/current` ends one.
 fn acme_server() -> (String, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let seen: Seen = Arc::default();
     let log = seen.clone();
-    std::thread::spawn(move || {
-        let mut sessions = 0;
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).is_err() {
-                continue;
+    let mut sessions = 0;
+    let base = serve(move |r| {
+        log.lock()
+            .unwrap()
+            .push((r.method.clone(), r.path.clone(), r.auth().to_owned()));
+        match (r.method.as_str(), r.path.as_str()) {
+            ("POST", "/v1/sessions") if r.auth() == format!("ApiKey {KEY}") => {
+                sessions += 1;
+                Reply::json(
+                    "200 OK",
+                    format!(r#"{{"session_token": "sess-{sessions}", "expires_in": 900}}"#),
+                )
             }
-            let (mut auth, mut length) = (String::new(), 0usize);
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if lower.starts_with("authorization:") {
-                    auth = line["authorization:".len()..].trim().to_owned();
-                } else if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            let mut parts = request_line.split_whitespace();
-            let method = parts.next().unwrap_or("").to_owned();
-            let path = parts.next().unwrap_or("").to_owned();
-            log.lock()
-                .unwrap()
-                .push((method.clone(), path.clone(), auth.clone()));
-            let (status, body) = match (method.as_str(), path.as_str()) {
-                ("POST", "/v1/sessions") if auth == format!("ApiKey {KEY}") => {
-                    sessions += 1;
-                    (
-                        "200 OK",
-                        format!(r#"{{"session_token": "sess-{sessions}", "expires_in": 900}}"#),
-                    )
-                }
-                ("POST", "/v1/sessions") => ("401 Unauthorized", r#"{"error":"bad key"}"#.into()),
-                ("DELETE", "/v1/sessions/current") => ("204 No Content", String::new()),
-                _ => ("404 Not Found", String::new()),
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+            ("POST", "/v1/sessions") => Reply::json("401 Unauthorized", r#"{"error":"bad key"}"#),
+            ("DELETE", "/v1/sessions/current") => Reply::empty("204 No Content"),
+            _ => Reply::empty("404 Not Found"),
         }
     });
     (base, seen)

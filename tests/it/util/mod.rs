@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 pub mod keyring;
 pub mod oauth;
+pub mod stub;
 
 /// Where the built artifacts are laid out for this test process.
 pub struct Artifacts {
