@@ -599,13 +599,7 @@ impl AuthClient {
             )?),
             _ => None,
         };
-        let answers = self.answer_file(&slot.name);
-        let forget = || {
-            slot.forget_answers();
-            if let Some((path, _)) = &answers {
-                crate::answers::drop_all(path);
-            }
-        };
+        let forget = || self.drop_answers(&slot.name, Some(slot));
         forget();
         let r = f(file_lock.as_ref().is_some_and(|l| l.contended));
         forget();
@@ -617,13 +611,20 @@ impl AuthClient {
     /// credential qlam gave out. Loads no plugin.
     pub fn forget_answers(&self, provider: &str) -> Result<()> {
         self.provider_config(provider)?;
-        if let Some((path, _)) = self.answer_file(provider) {
-            crate::answers::drop_all(&path);
-        }
-        if let Some(slot) = self.slots.get(provider).and_then(|c| c.get()) {
+        let slot = self.slots.get(provider).and_then(|c| c.get());
+        self.drop_answers(provider, slot.map(|s| &**s));
+        Ok(())
+    }
+
+    /// Drops the reusable answers of provider `name`: the slot's (when it is built) and the
+    /// answer file's.
+    fn drop_answers(&self, name: &str, slot: Option<&Slot>) {
+        if let Some(slot) = slot {
             slot.forget_answers();
         }
-        Ok(())
+        if let Some((path, _)) = self.answer_file(name) {
+            crate::answers::drop_all(&path);
+        }
     }
 
     /// After a server rejected `provider`'s credential: forgets the reusable answers and,

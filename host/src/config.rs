@@ -505,20 +505,15 @@ pub fn set_plugin_pin(path: &Path, plugin: &Path, sha256: &str) -> Result<bool> 
             plugin.display()
         ))
     })?;
+    drop_pins(&mut doc, &existing);
     match doc.get_mut("trusted_plugins") {
         Some(toml_edit::Item::ArrayOfTables(a)) => {
-            for &i in existing.iter().rev() {
-                a.remove(i);
-            }
             let mut t = toml_edit::Table::new();
             t["path"] = toml_edit::value(plugin_str);
             t["sha256"] = toml_edit::value(sha256);
             a.push(t);
         }
         Some(toml_edit::Item::Value(toml_edit::Value::Array(a))) => {
-            for &i in existing.iter().rev() {
-                a.remove(i);
-            }
             let mut t = toml_edit::InlineTable::new();
             t.insert("path", plugin_str.into());
             t.insert("sha256", sha256.into());
@@ -554,21 +549,26 @@ pub fn remove_plugin_pin(path: &Path, plugin: &Path) -> Result<bool> {
     if existing.is_empty() {
         return Ok(false);
     }
+    drop_pins(&mut doc, &existing);
+    save_document(path, &doc)?;
+    Ok(true)
+}
+
+/// Removes the `trusted_plugins` entries at `indexes` (ascending, from [`pin_entries`]).
+fn drop_pins(doc: &mut toml_edit::DocumentMut, indexes: &[usize]) {
     match doc.get_mut("trusted_plugins") {
         Some(toml_edit::Item::ArrayOfTables(a)) => {
-            for &i in existing.iter().rev() {
+            for &i in indexes.iter().rev() {
                 a.remove(i);
             }
         }
         Some(toml_edit::Item::Value(toml_edit::Value::Array(a))) => {
-            for &i in existing.iter().rev() {
+            for &i in indexes.iter().rev() {
                 a.remove(i);
             }
         }
         _ => {}
     }
-    save_document(path, &doc)?;
-    Ok(true)
 }
 
 #[cfg(test)]
