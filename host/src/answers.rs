@@ -84,20 +84,27 @@ fn parse(bytes: &[u8], hash: &str) -> Option<AnswerFile> {
     (f.config_hash == hash).then_some(f)
 }
 
+// Answers are checked before they are saved; they are checked again when read, because the
+// file may come from a qlam that did not check (an older version) and a cache miss is cheap.
+
 fn valid_headers(f: AnswerFile, now: DateTime<Utc>) -> Option<Headers> {
     let h = f.headers.filter(|h| h.until > now)?;
-    Some(Headers {
+    let h = Headers {
         headers: h.headers,
         cache: CacheControl::Until(h.until),
-    })
+    };
+    crate::boundary::validate::headers(&h).ok()?;
+    Some(h)
 }
 
 fn valid_token(f: AnswerFile, now: DateTime<Utc>) -> Option<Token> {
     let t = f.token.filter(|t| t.until > now)?;
-    Some(Token {
+    let t = Token {
         token: t.token,
         cache: CacheControl::Until(t.until),
-    })
+    };
+    crate::boundary::validate::token(&t).ok()?;
+    Some(t)
 }
 
 /// For the fuzz target `store_entry` and its corpus replay (not an API; reached as

@@ -13,13 +13,13 @@ use arc_swap::ArcSwapOption;
 use std::time::Duration;
 
 use chrono::Utc;
-use qlam_plugin_api::ffi::ProviderHandle;
 use qlam_plugin_api::{
     CacheControl, Capabilities, Credential, ErrorKind as ProviderErrorKind, Headers, LoginOptions,
     ProviderFactory, Token,
 };
 use serde_json::{Map, Value};
 
+use crate::boundary::{BoundFactory, BoundProvider, Limits};
 use crate::config::{Config, ContextConfig, ProviderConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::paths;
@@ -292,6 +292,9 @@ pub enum ProviderStatus {
     Available,
     /// It cannot be used; the message says why.
     Error(String),
+    /// It did not answer within its deadline (`call_timeout_secs`); the message says which
+    /// call.
+    Timeout(String),
 }
 
 impl ProviderStatus {
@@ -301,6 +304,7 @@ impl ProviderStatus {
             ProviderStatus::Authenticated => "authenticated",
             ProviderStatus::Available => "available",
             ProviderStatus::Error(_) => "error",
+            ProviderStatus::Timeout(_) => "timeout",
         }
     }
 }
@@ -309,6 +313,7 @@ impl std::fmt::Display for ProviderStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ProviderStatus::Error(m) => write!(f, "error: {m}"),
+            ProviderStatus::Timeout(m) => write!(f, "timeout: {m}"),
             s => f.write_str(s.as_str()),
         }
     }
@@ -335,7 +340,7 @@ pub struct ProviderInfo {
 
 struct Slot {
     name: String,
-    handle: ProviderHandle,
+    provider: BoundProvider,
     /// Serialises login, logout and refresh of this provider within the process.
     op_lock: Mutex<()>,
     /// The last reusable answers. Reads take no lock (the hot path of `headers()` and
@@ -410,7 +415,7 @@ impl AuthClient {
                 Some(p) => Registry::with_index(p.clone()),
                 None => Registry::new(),
             };
-            registry.set_trust(self.trust_policy());
+            self.configure(&mut registry);
             let pending = self
                 .pending_factories
                 .lock()
@@ -427,11 +432,22 @@ impl AuthClient {
         })
     }
 
-    fn trust_policy(&self) -> crate::trust::TrustPolicy {
-        crate::trust::TrustPolicy {
+    /// An empty registry, without the plugin index, that loads libraries under this
+    /// client's rules (trust policy, pins, load deadline): for looking at single files.
+    pub fn new_registry(&self) -> Registry {
+        let mut registry = Registry::new();
+        self.configure(&mut registry);
+        registry
+    }
+
+    fn configure(&self, registry: &mut Registry) {
+        registry.set_trust(crate::trust::TrustPolicy {
             allow_symlinks: self.config.allow_symlink_plugins,
             pins: self.config.trusted_plugins.clone(),
             require_pinned: self.config.require_pinned_plugins,
+        });
+        if let Some(t) = self.config.call_timeout {
+            registry.set_load_timeout(t);
         }
     }
 
@@ -496,16 +512,17 @@ impl AuthClient {
             store: self.secrets.clone(),
             interaction: self.interaction.clone(),
         });
-        let handle = ptype
-            .factory()
-            .map_err(|e| e.context(format_args!("provider `{name}` ({})", self.where_(pc))))?
-            .build(&ctx.name, name, &pc.config, services)
-            .map_err(|e| {
-                Error::provider(e).context(format_args!("provider `{name}` ({})", self.where_(pc)))
-            })?;
+        let place = || format!("provider `{name}` ({})", self.where_(pc));
+        let factory = BoundFactory {
+            factory: ptype.factory().map_err(|e| e.context(place()))?,
+            type_name: &pc.provider_type,
+        };
+        let provider = factory
+            .build(&ctx.name, name, &pc.config, services, self.limits(pc))
+            .map_err(|e| e.context(place()))?;
         let slot = Arc::new(Slot {
             name: name.to_owned(),
-            handle,
+            provider,
             op_lock: Mutex::new(()),
             headers: ArcSwapOption::empty(),
             token: ArcSwapOption::empty(),
@@ -513,6 +530,25 @@ impl AuthClient {
         // Two threads may build at once; the first to finish wins, the other's is dropped.
         let _ = cell.set(slot);
         Ok(cell.get().expect("set above"))
+    }
+
+    /// The deadlines of a provider's calls: its `call_timeout_secs`, else the top-level one,
+    /// else 30 s; a login gets its flow's `login_timeout_secs` (else 300 s) on top.
+    fn limits(&self, pc: &ProviderConfig) -> Limits {
+        let call = pc
+            .call_timeout
+            .or(self.config.call_timeout)
+            .unwrap_or(crate::boundary::DEFAULT_CALL_TIMEOUT);
+        let flow = pc
+            .config
+            .get("login_timeout_secs")
+            .and_then(Value::as_u64)
+            .map(|s| Duration::from_secs(s.min(86_400)))
+            .unwrap_or(crate::boundary::DEFAULT_LOGIN_TIMEOUT);
+        Limits {
+            call,
+            login: flow + call,
+        }
     }
 
     fn require(&self, name: &str, has: bool, what: &str) -> Result<()> {
@@ -540,7 +576,7 @@ impl AuthClient {
     ) -> Result<Vec<Outcome>> {
         if let Some(name) = provider {
             let slot = self.slot(name)?;
-            self.require(name, applies(slot.handle.capabilities()), what)?;
+            self.require(name, applies(slot.provider.capabilities()), what)?;
             let (ok, warnings) = op(name, slot)?;
             return Ok(vec![Outcome {
                 provider: name.to_owned(),
@@ -562,7 +598,7 @@ impl AuthClient {
                     continue;
                 }
             };
-            if !applies(slot.handle.capabilities()) {
+            if !applies(slot.provider.capabilities()) {
                 continue;
             }
             let (result, warnings) = match op(&name, slot) {
@@ -633,8 +669,8 @@ impl AuthClient {
     pub fn renew(&self, provider: &str) -> Result<bool> {
         self.forget_answers(provider)?;
         let slot = self.slot(provider)?;
-        let caps = slot.handle.capabilities();
-        if caps.refresh && slot.handle.can_refresh().unwrap_or(false) {
+        let caps = slot.provider.capabilities();
+        if caps.refresh && slot.provider.can_refresh().unwrap_or(false) {
             self.refresh_slot(slot, true)
         } else {
             Ok(false)
@@ -651,13 +687,13 @@ impl AuthClient {
             // Find out where the credentials will go before asking the user anything.
             self.secrets.backend()?;
             self.exclusive(slot, "login", |waited| {
-                if waited && slot.handle.is_authenticated().unwrap_or(false) {
+                if waited && slot.provider.is_authenticated().unwrap_or(false) {
                     return Ok((
                         true,
                         vec![format!("another qlam process logged in to `{name}` meanwhile; using its login")],
                     ));
                 }
-                slot.handle.login(options).map(|()| (true, Vec::new())).map_err(Error::provider)
+                slot.provider.login(options).map(|()| (true, Vec::new()))
             })
         })
     }
@@ -670,10 +706,7 @@ impl AuthClient {
             "logout",
             |_, slot| {
                 self.exclusive(slot, "logout", |_| {
-                    slot.handle
-                        .logout()
-                        .map(|report| (true, report.warnings))
-                        .map_err(Error::provider)
+                    slot.provider.logout().map(|report| (true, report.warnings))
                 })
             },
         )
@@ -693,9 +726,7 @@ impl AuthClient {
     /// The provider re-reads its stored state once it holds the lock, so a process that
     /// waited finds the tokens the winner stored and sends no request of its own.
     fn refresh_slot(&self, slot: &Slot, force: bool) -> Result<bool> {
-        self.exclusive(slot, "refresh", |_| {
-            slot.handle.refresh(force).map_err(Error::provider)
-        })
+        self.exclusive(slot, "refresh", |_| slot.provider.refresh(force))
     }
 
     /// Whether one provider (or, with none, any provider) is authenticated. Provider errors
@@ -707,13 +738,13 @@ impl AuthClient {
                 Ok(self
                     .slot(name)
                     .ok()
-                    .and_then(|s| s.handle.is_authenticated().ok())
+                    .and_then(|s| s.provider.is_authenticated().ok())
                     .unwrap_or(false))
             }
             None => Ok(self.provider_names().iter().any(|n| {
                 self.slot(n)
                     .ok()
-                    .and_then(|s| s.handle.is_authenticated().ok())
+                    .and_then(|s| s.provider.is_authenticated().ok())
                     .unwrap_or(false)
             })),
         }
@@ -721,18 +752,12 @@ impl AuthClient {
 
     /// The provider's credential model; `None` when it has no data at all.
     pub fn get_credential(&self, provider: &str) -> Result<Option<Credential>> {
-        self.slot(provider)?
-            .handle
-            .credential()
-            .map_err(Error::provider)
+        self.slot(provider)?.provider.credential()
     }
 
     /// The provider's auth context (a JSON object).
     pub fn auth_context(&self, provider: &str) -> Result<Map<String, Value>> {
-        self.slot(provider)?
-            .handle
-            .auth_context()
-            .map_err(Error::provider)
+        self.slot(provider)?.provider.auth_context()
     }
 
     /// Lists the providers of the selected context with their status.
@@ -743,24 +768,39 @@ impl AuthClient {
         let mut out = Vec::new();
         for pc in &ctx.auth_providers {
             let ptype = self.registry().get(&pc.provider_type);
+            let limits = self.limits(pc);
             let extra_info = ptype
-                .and_then(|t| t.factory().ok()?.extra_info(&pc.config).ok())
+                .and_then(|t| {
+                    let factory = BoundFactory {
+                        factory: t.factory().ok()?,
+                        type_name: &t.name,
+                    };
+                    factory
+                        .extra_info(&pc.config, limits.call)
+                        .map_err(|e| tracing::warn!("{e}"))
+                        .ok()
+                })
                 .unwrap_or_default();
             let mut description = ptype
                 .map(|t| t.description.clone())
                 .unwrap_or_else(|| format!("{} authentication", pc.provider_type));
             let mut capabilities = Capabilities::default();
+            let failed = |e: Error| match e.kind() {
+                ErrorKind::Timeout => ProviderStatus::Timeout(e.message().to_owned()),
+                _ => ProviderStatus::Error(e.message().to_owned()),
+            };
             let status = match self.slot(&pc.name) {
-                Err(e) => ProviderStatus::Error(e.message().to_owned()),
+                Err(e) => failed(e),
                 Ok(slot) => {
-                    capabilities = slot.handle.capabilities();
-                    if let Ok(d) = slot.handle.description() {
-                        description = d;
+                    capabilities = slot.provider.capabilities();
+                    match slot.provider.description() {
+                        Ok(d) => description = d,
+                        Err(e) => tracing::warn!("{e}"),
                     }
-                    match slot.handle.is_authenticated() {
+                    match slot.provider.is_authenticated() {
                         Ok(true) => ProviderStatus::Authenticated,
                         Ok(false) => ProviderStatus::Available,
-                        Err(e) => ProviderStatus::Error(e.message().to_owned()),
+                        Err(e) => failed(e),
                     }
                 }
             };
@@ -781,8 +821,7 @@ impl AuthClient {
     /// every context's `plugin_dirs`) and its configuration is accepted by the provider.
     /// Builds providers without using them: no network, no prompts, no store writes.
     pub fn validate_all_contexts(&self) -> Vec<ConfigProblem> {
-        let mut registry = Registry::new();
-        registry.set_trust(self.trust_policy());
+        let mut registry = self.new_registry();
         let s = &self.search;
         registry.load_dirs(&search_path(
             &s.flags,
@@ -809,10 +848,11 @@ impl AuthClient {
                             interaction: Arc::new(NonInteractive),
                         });
                         let place = format!("provider `{}` in context `{}` ({})", pc.name, ctx.name, self.where_(pc));
-                        t.factory().map_err(|e| e.context(&place)).and_then(|f| {
-                            f.build(&ctx.name, &pc.name, &pc.config, services)
+                        t.factory().map_err(|e| e.context(&place)).and_then(|factory| {
+                            BoundFactory { factory, type_name: &t.name }
+                                .build(&ctx.name, &pc.name, &pc.config, services, self.limits(pc))
                                 .map(drop)
-                                .map_err(|e| Error::provider(e).context(&place))
+                                .map_err(|e| e.context(&place))
                         })
                     }
                 };
@@ -833,11 +873,15 @@ impl AuthClient {
     /// `Until` time has passed is asked for again, after a refresh when the provider can.
     pub fn headers(&self, provider: &str) -> Result<Headers> {
         let slot = self.slot(provider)?;
-        self.require(provider, slot.handle.capabilities().headers, "HTTP headers")?;
+        self.require(
+            provider,
+            slot.provider.capabilities().headers,
+            "HTTP headers",
+        )?;
         self.answer(
             slot,
             &slot.headers,
-            ProviderHandle::headers,
+            BoundProvider::headers,
             |h| h.cache,
             crate::answers::save_headers,
         )
@@ -873,11 +917,11 @@ impl AuthClient {
     /// The access token, with the same reuse and refresh rules as [`AuthClient::headers`].
     pub fn token(&self, provider: &str) -> Result<Token> {
         let slot = self.slot(provider)?;
-        self.require(provider, slot.handle.capabilities().token, "tokens")?;
+        self.require(provider, slot.provider.capabilities().token, "tokens")?;
         self.answer(
             slot,
             &slot.token,
-            ProviderHandle::token,
+            BoundProvider::token,
             |t| t.cache,
             crate::answers::save_token,
         )
@@ -887,7 +931,7 @@ impl AuthClient {
         &self,
         slot: &Slot,
         memo: &ArcSwapOption<T>,
-        get: fn(&ProviderHandle) -> qlam_plugin_api::Result<T>,
+        get: fn(&BoundProvider) -> Result<T>,
         cache: fn(&T) -> CacheControl,
         persist: fn(&Path, &str, &T),
     ) -> Result<T> {
@@ -902,20 +946,20 @@ impl AuthClient {
                 return Ok(v.clone());
             }
         }
-        let first = get(&slot.handle);
+        let first = get(&slot.provider);
         let stale = match &first {
             Ok(v) => matches!(cache(v), CacheControl::Until(t) if t - self.skew <= now),
-            Err(e) => e.kind() == ProviderErrorKind::NotAuthenticated,
+            Err(e) => e.is_not_authenticated(),
         };
         let value = if stale
-            && slot.handle.capabilities().refresh
-            && slot.handle.can_refresh().unwrap_or(false)
+            && slot.provider.capabilities().refresh
+            && slot.provider.can_refresh().unwrap_or(false)
         {
             tracing::debug!("answer expires within the refresh margin; refreshing first");
             self.refresh_slot(slot, false)?;
-            get(&slot.handle).map_err(Error::provider)?
+            get(&slot.provider)?
         } else {
-            first.map_err(Error::provider)?
+            first?
         };
         if !matches!(cache(&value), CacheControl::Never) {
             memo.store(Some(Arc::new(value.clone())));

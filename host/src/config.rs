@@ -16,6 +16,7 @@
 //! its comments and order.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -43,6 +44,9 @@ pub struct Config {
     pub trusted_plugins: Vec<(PathBuf, String)>,
     /// Whether only pinned plugin files may be loaded.
     pub require_pinned_plugins: bool,
+    /// `call_timeout_secs` at the top level: the deadline of every provider call whose table
+    /// does not set its own, and of loading a plugin library.
+    pub call_timeout: Option<Duration>,
 }
 
 /// One context.
@@ -119,6 +123,9 @@ pub struct ProviderConfig {
     /// The line (1-based) where the entry starts (its `[[…auth_providers]]` header), for
     /// messages.
     pub line: usize,
+    /// `call_timeout_secs`: the deadline of each call into this provider (read by the host,
+    /// not part of `config`).
+    pub call_timeout: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +139,7 @@ struct RawConfig {
     trusted_plugins: Vec<Spanned<RawPin>>,
     #[serde(default)]
     require_pinned_plugins: bool,
+    call_timeout_secs: Option<Spanned<i64>>,
     #[serde(default)]
     contexts: IndexMap<String, RawContext>,
 }
@@ -181,6 +189,15 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 fn located(path: &Path, text: &str, offset: usize, message: impl std::fmt::Display) -> Error {
     let (line, col) = line_col(text, offset);
     Error::config(format!("`{}`:{line}:{col}: {message}", path.display()))
+}
+
+/// The longest `call_timeout_secs`: a day.
+const MAX_CALL_TIMEOUT_SECS: i64 = 86_400;
+
+fn timeout_secs(n: i64) -> Option<Duration> {
+    (1..=MAX_CALL_TIMEOUT_SECS)
+        .contains(&n)
+        .then(|| Duration::from_secs(n as u64))
 }
 
 /// Provider names become file names and command-line arguments: keep them plain.
@@ -249,6 +266,19 @@ impl Config {
                 };
                 let name = take_str("name")?;
                 let provider_type = take_str("provider")?;
+                let call_timeout = match table.remove("call_timeout_secs") {
+                    None => None,
+                    Some(toml::Value::Integer(n)) => Some(timeout_secs(n).ok_or_else(|| {
+                        located(path, text, span.start, format_args!(
+                            "`call_timeout_secs` of provider `{name}` must be from 1 to {MAX_CALL_TIMEOUT_SECS} seconds"
+                        ))
+                    })?),
+                    Some(_) => {
+                        return Err(located(path, text, span.start, format_args!(
+                            "`call_timeout_secs` of provider `{name}` must be a whole number of seconds"
+                        )))
+                    }
+                };
                 let (line, _) = line_col(text, span.start);
                 if !valid_name(&name) {
                     return Err(located(path, text, span.start, format_args!(
@@ -280,6 +310,7 @@ impl Config {
                     provider_type,
                     config,
                     line,
+                    call_timeout,
                 });
             }
             let plugin_dirs = raw_ctx
@@ -301,6 +332,16 @@ impl Config {
                     RawRoute::Provider(p) => (p, None),
                     RawRoute::Full { provider, username } => (provider, username),
                 };
+                if pattern
+                    .chars()
+                    .chain(username.iter().flat_map(|u| u.chars()))
+                    .any(char::is_control)
+                {
+                    return Err(located(path, text, span.start, format_args!(
+                        "host `{}` in context `{ctx_name}`: host names and usernames cannot contain control characters (they are sent to git and docker line by line)",
+                        pattern.escape_debug()
+                    )));
+                }
                 if pattern.is_empty() || pattern.starts_with('/') || pattern.contains("://") {
                     return Err(located(path, text, span.start, format_args!(
                         "host `{pattern}` in context `{ctx_name}`: write a host name, optionally with `:port` and a path (`git.example.com/team`), without a scheme"
@@ -357,6 +398,22 @@ impl Config {
                 Some(name)
             }
         };
+        let call_timeout = match raw.call_timeout_secs {
+            None => None,
+            Some(t) => {
+                let span = t.span();
+                Some(timeout_secs(t.into_inner()).ok_or_else(|| {
+                    located(
+                        path,
+                        text,
+                        span.start,
+                        format_args!(
+                            "`call_timeout_secs` must be from 1 to {MAX_CALL_TIMEOUT_SECS} seconds"
+                        ),
+                    )
+                })?)
+            }
+        };
         Ok(Config {
             path: Some(path.to_owned()),
             current_context,
@@ -365,6 +422,7 @@ impl Config {
             allow_symlink_plugins: raw.allow_symlink_plugins,
             trusted_plugins,
             require_pinned_plugins: raw.require_pinned_plugins,
+            call_timeout,
         })
     }
 

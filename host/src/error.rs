@@ -18,6 +18,13 @@ pub enum ErrorKind {
     Store,
     /// A provider call failed; the provider's own kind says how.
     Provider(ProviderErrorKind),
+    /// A provider did not answer within its deadline (`call_timeout_secs`). The call goes on
+    /// running on a thread of its own (in-process code cannot be stopped), its answer is
+    /// thrown away, and the provider is not called again by this process.
+    Timeout,
+    /// A provider answered something the host refuses to use (a header with a line break, a
+    /// token with a control character…). Nothing of the answer was cached or shown.
+    InvalidAnswer,
 }
 
 /// An error of the host library.
@@ -90,6 +97,8 @@ impl Error {
             ErrorKind::Plugin => "plugin",
             ErrorKind::Store => "store",
             ErrorKind::Provider(k) => k.as_str(),
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::InvalidAnswer => "invalid_answer",
         }
     }
 

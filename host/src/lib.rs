@@ -27,6 +27,7 @@
 mod answers;
 #[cfg(feature = "async")]
 mod asynch;
+mod boundary;
 mod client;
 pub mod config;
 mod error;
@@ -48,6 +49,7 @@ pub mod trust;
 
 #[cfg(feature = "async")]
 pub use asynch::AsyncAuthClient;
+pub use boundary::DEFAULT_CALL_TIMEOUT;
 pub use client::{
     AuthClient, AuthClientBuilder, ConfigProblem, Outcome, ProviderInfo, ProviderStatus,
     DEFAULT_REFRESH_SKEW,

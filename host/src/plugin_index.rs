@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-const VERSION: u32 = 1;
+/// 2: descriptions are stored escaped and panic messages not at all; an index written before
+/// (which may hold both) is not read.
+const VERSION: u32 = 2;
 
 /// The identity of a file's contents, as far as the file system tells cheaply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

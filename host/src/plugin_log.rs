@@ -56,7 +56,9 @@ pub fn redact(message: &str) -> Cow<'_, str> {
 
 /// Emits one plugin log line through the host's `tracing` subscriber.
 pub(crate) fn emit(level: LogLevel, source: &str, message: &str) {
-    let message = redact(message);
+    let redacted = redact(message);
+    let message = crate::boundary::validate::escape(&redacted);
+    let source = crate::boundary::validate::escape(source);
     match level {
         LogLevel::Trace => tracing::trace!(target: "qlam::plugin", "{source}: {message}"),
         LogLevel::Debug => tracing::debug!(target: "qlam::plugin", "{source}: {message}"),

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use qlam_plugin_api::ffi::{load_library_from, FactoryHandle, LoadError, LoadErrorKind};
@@ -146,6 +147,7 @@ enum FactorySource {
 struct LazyLibrary {
     path: PathBuf,
     policy: crate::trust::TrustPolicy,
+    load_timeout: Duration,
     loaded: OnceLock<std::result::Result<Vec<(String, FactoryHandle)>, String>>,
 }
 
@@ -161,9 +163,9 @@ impl ProviderType {
                         lib.path.display(),
                         self.name
                     );
-                    open_library(&lib.path, &lib.policy)
+                    open_library_in_time(&lib.path, &lib.policy, lib.load_timeout)
                         .map(|l| l.factories)
-                        .map_err(|e| e.to_string())
+                        .map_err(|(e, _)| e.to_string())
                 });
                 match loaded {
                     Ok(factories) => factories.iter().find(|(n, _)| *n == self.name).map(|(_, f)| *f).ok_or_else(|| {
@@ -177,6 +179,38 @@ impl ProviderType {
                 }
             }
         }
+    }
+}
+
+/// [`open_library`] with a deadline: a library whose loading (its provider list, the names
+/// of its types) does not finish in time is refused; the `bool` says so (such a refusal is
+/// not remembered in the index: the next run tries again).
+fn open_library_in_time(
+    path: &Path,
+    policy: &crate::trust::TrustPolicy,
+    limit: Duration,
+) -> std::result::Result<qlam_plugin_api::ffi::LoadedLibrary, (LoadError, bool)> {
+    let (p, pol) = (path.to_owned(), policy.clone());
+    match crate::boundary::loading(path, limit, move || open_library(&p, &pol)) {
+        // The loader's words can quote the library's own (its error, its type names).
+        Some(r) => r.map_err(|mut e| {
+            e.summary = crate::boundary::validate::escape(&e.summary).into_owned();
+            e.detail = crate::boundary::validate::escape_lines(&e.detail);
+            (e, false)
+        }),
+        None => Err((
+            LoadError {
+                path: path.to_owned(),
+                kind: LoadErrorKind::InitFailed,
+                summary: format!(
+                    "did not finish loading within {}; it is not used (set `call_timeout_secs` to wait longer)",
+                    crate::boundary::show_duration(limit)
+                ),
+                detail: String::new(),
+                api_version: None,
+            },
+            true,
+        )),
     }
 }
 
@@ -331,7 +365,7 @@ pub struct Diagnostic {
 }
 
 /// The provider types known to a host.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     types: IndexMap<String, ProviderType>,
     libraries: Vec<LibraryReport>,
@@ -340,12 +374,34 @@ pub struct Registry {
     loaded_paths: HashSet<PathBuf>,
     index: Option<PluginIndex>,
     policy: crate::trust::TrustPolicy,
+    load_timeout: Duration,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            types: IndexMap::new(),
+            libraries: Vec::new(),
+            duplicates: Vec::new(),
+            diagnostics: Vec::new(),
+            loaded_paths: HashSet::new(),
+            index: None,
+            policy: crate::trust::TrustPolicy::default(),
+            load_timeout: crate::boundary::DEFAULT_CALL_TIMEOUT,
+        }
+    }
 }
 
 impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
         Registry::default()
+    }
+
+    /// How long loading one library (and describing its provider types) may take; the
+    /// default is 30 s (`call_timeout_secs` at the top of the configuration).
+    pub fn set_load_timeout(&mut self, limit: Duration) {
+        self.load_timeout = limit;
     }
 
     /// An empty registry that remembers what each library exports in the index at `path`,
@@ -355,6 +411,13 @@ impl Registry {
             index: Some(PluginIndex::open(path)),
             ..Registry::default()
         }
+    }
+
+    /// Loads files whatever `trusted_plugins` and `require_pinned_plugins` say (ownership and
+    /// permissions are still checked): for a file the caller checks against its pin itself.
+    pub fn ignore_pins(&mut self) {
+        self.policy.pins.clear();
+        self.policy.require_pinned = false;
     }
 
     /// What plugin files must satisfy before they are loaded (symbolic links, pins).
@@ -385,7 +448,10 @@ impl Registry {
     pub fn register_factory(&mut self, factory: Box<dyn ProviderFactory>) -> Result<()> {
         let handle = FactoryHandle::in_process(factory);
         let name = handle.name().map_err(|e| {
-            Error::plugin(format!("cannot register an in-process provider type: {e}"))
+            Error::plugin(format!(
+                "cannot register an in-process provider type: {}",
+                crate::boundary::registration_error(&e)
+            ))
         })?;
         if let Some(existing) = self.types.get(&name) {
             return Err(Error::plugin(format!(
@@ -403,6 +469,12 @@ impl Registry {
         factory: FactoryHandle,
         origin: Origin,
     ) -> std::result::Result<(), String> {
+        if let Some(why) = crate::boundary::validate::type_name_problem(&name) {
+            return Err(format!(
+                "a provider type's name `{}` {why}",
+                crate::boundary::validate::escape(&name)
+            ));
+        }
         if let Some(existing) = self.types.get(&name) {
             self.duplicates.push(Duplicate {
                 name,
@@ -411,8 +483,12 @@ impl Registry {
             });
             return Ok(());
         }
-        let description = factory.description().map_err(|e| e.to_string())?;
-        let capabilities = factory.capabilities().map_err(|e| e.to_string())?;
+        let (description, capabilities) = crate::boundary::BoundFactory {
+            factory,
+            type_name: &name,
+        }
+        .describe(self.load_timeout)
+        .map_err(|e| e.to_string())?;
         self.types.insert(
             name.clone(),
             ProviderType {
@@ -521,6 +597,7 @@ impl Registry {
                 let lib = Arc::new(LazyLibrary {
                     path: path.clone(),
                     policy: self.policy.clone(),
+                    load_timeout: self.load_timeout,
                     loaded: OnceLock::new(),
                 });
                 for t in &types {
@@ -546,10 +623,9 @@ impl Registry {
             }),
             None => {
                 let (outcome, indexed) = self.load_now(&path);
-                // A refusal for ownership or permissions is checked again next time: fixing
-                // it (chmod, chown) does not change what the index keys on.
-                let untrusted = matches!(&outcome, LibraryOutcome::Refused(e) if e.kind == LoadErrorKind::Untrusted);
-                if let (Some(st), Some(index), false) = (stamp, self.index.as_mut(), untrusted) {
+                if let (Some(st), Some(index), Some(indexed)) =
+                    (stamp, self.index.as_mut(), indexed)
+                {
                     index.insert(path.clone(), st, indexed);
                 }
                 outcome
@@ -573,24 +649,39 @@ impl Registry {
         self.libraries.last().expect("just pushed")
     }
 
-    /// Opens a library now and registers its provider types.
-    fn load_now(&mut self, path: &Path) -> (LibraryOutcome, IndexedOutcome) {
-        match open_library(path, &self.policy) {
+    /// Opens a library now and registers its provider types. The second half is what the
+    /// index should remember, `None` for what must be tried again next time: a refusal for
+    /// ownership or permissions (fixing it with chmod or chown does not change what the index
+    /// keys on) or a load that missed its deadline.
+    fn load_now(&mut self, path: &Path) -> (LibraryOutcome, Option<IndexedOutcome>) {
+        match open_library_in_time(path, &self.policy, self.load_timeout) {
             Ok(lib) => {
                 let mut types = Vec::new();
-                let mut errors: Vec<String> =
-                    lib.factory_errors.iter().map(|e| e.to_string()).collect();
+                let mut errors: Vec<String> = lib
+                    .factory_errors
+                    .iter()
+                    .map(crate::boundary::registration_error)
+                    .collect();
                 for (name, handle) in lib.factories {
                     match self.add(name.clone(), handle, Origin::Library(path.to_owned())) {
                         Ok(()) => {
-                            // Describe it from the factory itself, for the index.
-                            let description = handle.description().unwrap_or_default();
-                            let capabilities =
-                                handle.capabilities().map(Capabilities::bits).unwrap_or(0);
+                            // As registered (a duplicate keeps the first type's entry, so
+                            // describe this one from its own factory), for the index.
+                            let (description, capabilities) = match self.types.get(&name) {
+                                Some(t) if t.origin == Origin::Library(path.to_owned()) => {
+                                    (t.description.clone(), t.capabilities)
+                                }
+                                _ => crate::boundary::BoundFactory {
+                                    factory: handle,
+                                    type_name: &name,
+                                }
+                                .describe(self.load_timeout)
+                                .unwrap_or_default(),
+                            };
                             types.push(IndexedType {
                                 name,
                                 description,
-                                capabilities,
+                                capabilities: capabilities.bits(),
                             });
                         }
                         Err(e) => errors.push(e),
@@ -604,20 +695,22 @@ impl Registry {
                 };
                 (
                     outcome,
-                    IndexedOutcome::Loaded {
+                    Some(IndexedOutcome::Loaded {
                         api_version: lib.api_version,
                         types,
                         errors,
-                    },
+                    }),
                 )
             }
-            Err(e) => {
-                let indexed = IndexedOutcome::Refused {
-                    kind: kind_name(e.kind).into(),
-                    summary: e.summary.clone(),
-                    detail: e.detail.clone(),
-                    api_version: e.api_version.clone(),
-                };
+            Err((e, timed_out)) => {
+                let indexed = (!timed_out && e.kind != LoadErrorKind::Untrusted).then(|| {
+                    IndexedOutcome::Refused {
+                        kind: kind_name(e.kind).into(),
+                        summary: e.summary.clone(),
+                        detail: e.detail.clone(),
+                        api_version: e.api_version.clone(),
+                    }
+                });
                 (LibraryOutcome::Refused(e), indexed)
             }
         }

@@ -86,7 +86,13 @@ impl ServicesBackend for ProviderServices {
     }
 
     fn interact(&self, request: &Interaction) -> Result<InteractionReply, ProviderError> {
-        self.interaction.interact(&self.provider, request)
+        let request = crate::boundary::validate::interaction(request).map_err(|why| {
+            ProviderError::other(format!(
+                "provider `{}` asked for an interaction qlam refuses: {why}",
+                self.provider
+            ))
+        })?;
+        self.interaction.interact(&self.provider, &request)
     }
 
     fn is_interactive(&self) -> bool {

@@ -341,10 +341,9 @@ fn in_process_providers_go_through_the_same_panic_adapter() {
     let c = client(Explodes, EXPLODES, dir.path());
     let e = c.headers("x").unwrap_err();
     assert_eq!(e.kind(), HostErrorKind::Provider(ErrorKind::Panic));
-    assert!(
-        e.message()
-            .starts_with("provider `x` panicked in `headers`: in-process provider exploded"),
-        "{e}"
+    assert_eq!(
+        e.message(),
+        "provider `x` panicked in `headers` (run with -v to see its message)"
     );
     // The host keeps working after the panic.
     let e = c.headers("x").unwrap_err();

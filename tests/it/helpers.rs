@@ -101,32 +101,27 @@ fn real_git_credential_fill_gets_the_token() {
         "!'{}' credential-helper git",
         qlam.get_program().to_str().unwrap()
     );
+    let helper = format!("credential.helper={helper}");
+    let env = [
+        ("QLAM_TEST_COUNTER", home.path().join("counter").into()),
+        ("QLAM_TEST_TEAM_TOKEN", "team-secret".into()),
+    ];
     let git = |input: &str| {
-        let mut c = Command::new("git");
-        c.args(["-c", "credential.helper=", "-c"])
-            .arg(format!("credential.helper={helper}"))
-            .args(["-c", "credential.useHttpPath=true", "credential", "fill"])
-            .env("HOME", home.path())
-            .env("XDG_CONFIG_HOME", home.path().join("config"))
-            .env("XDG_CACHE_HOME", home.path().join("cache"))
-            .env("XDG_STATE_HOME", home.path().join("state"))
-            .env("XDG_DATA_HOME", home.path().join("data"))
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("QLAM_TEST_COUNTER", home.path().join("counter"))
-            .env("QLAM_TEST_TEAM_TOKEN", "team-secret")
-            .env_remove("QLAM_CONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        crate::util::git(
+            &home,
+            &[
+                "-c",
+                "credential.helper=",
+                "-c",
+                &helper,
+                "-c",
+                "credential.useHttpPath=true",
+                "credential",
+                "fill",
+            ],
+            input,
+            &env,
+        )
     };
     let out = git("url=https://git.example.com/group/repo.git\n\n");
     assert!(out.status.success(), "{out:?}");

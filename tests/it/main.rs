@@ -9,6 +9,7 @@ mod crash;
 mod fastpath;
 mod fuzz_replay;
 mod helpers;
+mod hostile;
 mod install;
 mod keyring;
 mod oauth;

@@ -208,3 +208,57 @@ fn require_pinned_plugins_refuses_everything_unpinned() {
         r.stderr
     );
 }
+
+#[test]
+fn inspect_and_remove_never_load_a_file_its_pin_refuses() {
+    // `plugins inspect FILE` and `plugins remove TYPE` look inside libraries; under a pin that
+    // does not match, neither may run the file's code.
+    let c = case();
+    let user_dir = c.home.path().join("data/qlam/plugins");
+    // Named unlike its provider type, so that `remove marker` must ask the files.
+    let lib = install(&c.lib, &user_dir, "libpinned.so");
+    for d in [&user_dir, &user_dir.parent().unwrap().to_path_buf()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    c.home.write_config(&format!(
+        "trusted_plugins = [{{ path = \"{}\", sha256 = \"{}\" }}]\n",
+        lib.display(),
+        "0".repeat(64)
+    ));
+    let r = run(c.home.qlam().env("QLAM_TEST_MARKER", &c.marker).args([
+        "plugins",
+        "inspect",
+        lib.to_str().unwrap(),
+    ]));
+    r.code(4);
+    assert!(r.stdout.contains("status:       refused"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("does not match its pin in trusted_plugins"),
+        "{}",
+        r.stdout
+    );
+    assert!(!c.marker.exists(), "inspect ran the refused library");
+    // By provider type: the refused file is not asked what it provides, so it is not found.
+    let r = run(c
+        .home
+        .qlam()
+        .env("QLAM_TEST_MARKER", &c.marker)
+        .args(["plugins", "remove", "marker"]));
+    r.code(2);
+    assert!(!c.marker.exists(), "remove ran the refused library");
+    assert!(lib.exists(), "nothing was removed");
+    // The control: with the right pin, inspect loads it (and its constructor runs).
+    c.home.write_config(&format!(
+        "trusted_plugins = [{{ path = \"{}\", sha256 = \"{}\" }}]\n",
+        lib.display(),
+        sha256_of(&lib)
+    ));
+    let r = run(c.home.qlam().env("QLAM_TEST_MARKER", &c.marker).args([
+        "plugins",
+        "inspect",
+        lib.to_str().unwrap(),
+    ]));
+    r.ok();
+    assert!(c.marker.exists());
+}

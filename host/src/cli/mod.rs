@@ -435,7 +435,9 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
                             "extra_info": p.extra_info,
                             "store": p.store,
                         });
-                        if let qlam_host::ProviderStatus::Error(m) = &p.status {
+                        if let qlam_host::ProviderStatus::Error(m)
+                        | qlam_host::ProviderStatus::Timeout(m) = &p.status
+                        {
                             v["error"] = json!(m);
                         }
                         v
@@ -874,8 +876,13 @@ fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<i32, Error> {
         }
         PluginsCommand::Install { file, pin } => plugin_admin::install(ctx, file, *pin),
         PluginsCommand::Remove { name } => plugin_admin::remove(ctx, name),
-        PluginsCommand::Inspect { file } => {
-            let mut registry = Registry::new();
+        PluginsCommand::Inspect { file, ignore_pins } => {
+            // Under the configuration's trust rules: a file they refuse (its pin, its
+            // permissions) is reported, never loaded.
+            let mut registry = ctx.client(true)?.new_registry();
+            if *ignore_pins {
+                registry.ignore_pins();
+            }
             registry.load_file(file);
             let lib = &registry.libraries()[0];
             let size = std::fs::metadata(&lib.path).map(|m| m.len()).ok();

@@ -30,6 +30,15 @@ impl Drop for TempFile {
     }
 }
 
+/// The deadline for loading a library: the configuration's `call_timeout_secs`, else 30 s.
+fn load_timeout(ctx: &Ctx) -> std::time::Duration {
+    ctx.config_path()
+        .filter(|p| p.exists())
+        .and_then(|p| Config::load(&p).ok())
+        .and_then(|c| c.call_timeout)
+        .unwrap_or(qlam_host::DEFAULT_CALL_TIMEOUT)
+}
+
 fn user_dir() -> Result<PathBuf, Error> {
     paths::user_plugin_dir()
         .ok_or_else(|| Error::config("cannot find the user plugin folder (no home folder)"))
@@ -45,19 +54,59 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
-/// What `qlam plugins inspect --output json FILE` says, run in a child process. `Err` is a
-/// one-line reason the library cannot be used.
-fn inspect_in_child(file: &Path) -> Result<Value, String> {
+/// What `qlam plugins inspect --output json FILE` says, run in a child process under the
+/// same configuration (so its trust rules apply; `ignore_pins` for a copy whose pin the
+/// caller checks). `Err` is a one-line reason the library cannot be used. The child has the
+/// load deadline (`call_timeout_secs`, default 30 s) and is killed when it misses it.
+fn inspect_in_child(ctx: &Ctx, file: &Path, ignore_pins: bool) -> Result<Value, String> {
     let exe =
         std::env::current_exe().map_err(|e| format!("cannot find the qlam executable: {e}"))?;
-    let out = Command::new(exe)
-        .args(["--output", "json", "plugins", "inspect"])
+    let mut cmd = Command::new(exe);
+    if let Some(c) = &ctx.cli.config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.args(["--output", "json", "plugins", "inspect"]);
+    if ignore_pins {
+        cmd.arg("--ignore-pins");
+    }
+    let mut child = cmd
         .arg(file)
         .env_remove("QLAM_LOG")
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .output()
+        .spawn()
         .map_err(|e| format!("cannot start a qlam process to check it: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut bytes);
+        bytes
+    });
+    let limit = load_timeout(ctx) + std::time::Duration::from_secs(5);
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < limit => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "it did not finish loading within {} s",
+                    limit.as_secs()
+                ));
+            }
+            Err(e) => return Err(format!("cannot wait for the process that checks it: {e}")),
+        }
+    };
+    let out = std::process::Output {
+        status,
+        stdout: reader.join().unwrap_or_default(),
+        stderr: Vec::new(),
+    };
     if out.status.code().is_none() {
         #[cfg(unix)]
         {
@@ -213,7 +262,7 @@ pub(super) fn install(ctx: &Ctx, file: &Path, pin: bool) -> Result<i32, Error> {
     let sha256 = File::open(&tmp)
         .and_then(|mut f| trust::sha256(&mut f))
         .map_err(|e| Error::plugin(format!("cannot read `{}`: {e}", tmp.display())))?;
-    let report = inspect_in_child(&tmp).map_err(|why| {
+    let report = inspect_in_child(ctx, &tmp, true).map_err(|why| {
         Error::plugin(format!(
             "`{}` was not installed: {why}; `qlam plugins inspect {}` shows the details",
             source.display(),
@@ -298,7 +347,7 @@ pub(super) fn remove(ctx: &Ctx, name: &str) -> Result<i32, Error> {
         // A provider type: ask each library in a child process, so a broken one cannot stop
         // its own removal.
         for f in &files {
-            if let Ok(v) = inspect_in_child(f) {
+            if let Ok(v) = inspect_in_child(ctx, f, false) {
                 let types = type_names(&v);
                 if types.iter().any(|t| t == name) {
                     matches.push((f.clone(), types));

@@ -135,6 +135,8 @@ pub fn artifacts() -> &'static Artifacts {
             "qlam-fixture-chatty",
             "qlam-fixture-first-layout",
             "qlam-fixture-aws",
+            "qlam-fixture-hostile",
+            "qlam-fixture-hang-loader",
         ] {
             link_or_copy(
                 &fixtures_target.join("debug").join(lib_name(f)),
@@ -398,4 +400,40 @@ pub fn traced(home: &Home, args: &[&str], env: &[(&str, &str)]) -> (Run, Vec<Str
         .filter_map(|l| l.split('"').nth(1).map(str::to_owned))
         .collect();
     (run, opened)
+}
+
+/// Runs the real `git` with `args` in `home` (its config and cache folders), with terminal
+/// prompts off, `input` on stdin and `env` added.
+pub fn git(
+    home: &Home,
+    args: &[&str],
+    input: &str,
+    env: &[(&str, std::ffi::OsString)],
+) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    require_tool("git");
+    let mut c = Command::new("git");
+    c.args(args)
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
+        .env("XDG_STATE_HOME", home.path().join("state"))
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env_remove("QLAM_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().expect("run git");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }

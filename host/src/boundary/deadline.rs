@@ -1,0 +1,117 @@
+//! Provider calls with a deadline.
+//!
+//! Code running in this process cannot be stopped from outside: a thread stuck in a provider
+//! stays stuck. So each call runs on a worker thread and the caller waits for its answer at
+//! most until the deadline; when it passes, the caller goes on with an error and the worker
+//! is left to finish (or not) on its own, its answer thrown away. Workers that finish go back
+//! to a small pool, so a call costs a hand-over between two threads, not a thread start.
+//! (Running the provider in a child process, which can be killed, is the complete answer.)
+
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::Mutex;
+use std::time::Duration;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Idle workers, each waiting on its own channel.
+static IDLE: Mutex<Vec<Sender<Job>>> = Mutex::new(Vec::new());
+
+/// More idle workers than this end instead of waiting: calls are rarely concurrent.
+const MAX_IDLE: usize = 8;
+
+/// A provider call's stack: as large as a main thread's, since providers were written to run
+/// on one (an HTTP client and a TLS handshake are deep).
+const STACK_SIZE: usize = 8 * 1024 * 1024;
+
+/// Runs `f` on a worker thread; `None` when it has not answered within `limit` (it goes on
+/// running, unobserved). A panic in `f` is resumed on the caller's thread.
+pub(crate) fn run<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    dispatch(Box::new(move || {
+        let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
+    }));
+    match rx.recv_timeout(limit) {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(panic)) => resume_unwind(panic),
+        Err(RecvTimeoutError::Timeout) => None,
+        Err(RecvTimeoutError::Disconnected) => unreachable!("a worker always answers"),
+    }
+}
+
+fn dispatch(mut job: Job) {
+    loop {
+        let idle = IDLE.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(worker) => match worker.send(job) {
+                Ok(()) => return,
+                // That worker has ended; try the next one.
+                Err(mpsc::SendError(j)) => job = j,
+            },
+            None => return spawn_worker(job),
+        }
+    }
+}
+
+fn spawn_worker(first: Job) {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let spawned = std::thread::Builder::new()
+        .name("qlam-provider-call".into())
+        .stack_size(STACK_SIZE)
+        .spawn(move || {
+            let mut job = first;
+            loop {
+                job();
+                {
+                    let mut idle = IDLE.lock().unwrap_or_else(|p| p.into_inner());
+                    if idle.len() >= MAX_IDLE {
+                        return;
+                    }
+                    idle.push(tx.clone());
+                }
+                match rx.recv() {
+                    Ok(next) => job = next,
+                    Err(_) => return,
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        // Without a thread there is no deadline to keep; failing the call would be worse.
+        panic!("cannot start a thread for a provider call: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_in_time_are_returned() {
+        assert_eq!(run(Duration::from_secs(10), || 7), Some(7));
+        // A worker is reused for the next call.
+        let first = run(Duration::from_secs(10), || std::thread::current().id()).unwrap();
+        let second = run(Duration::from_secs(10), || std::thread::current().id()).unwrap();
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn a_call_that_never_answers_misses_its_deadline() {
+        let (_keep, stuck) = mpsc::channel::<()>();
+        let stuck = Mutex::new(stuck);
+        let r = run(Duration::from_millis(50), move || {
+            let _ = stuck.lock().unwrap().recv();
+        });
+        assert_eq!(r, None);
+        // Others still get their answers.
+        assert_eq!(run(Duration::from_secs(10), || "ok"), Some("ok"));
+    }
+
+    #[test]
+    fn a_panic_reaches_the_caller() {
+        let r = catch_unwind(|| run(Duration::from_secs(10), || panic!("host bug")));
+        assert!(r.is_err());
+    }
+}
