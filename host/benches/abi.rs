@@ -1,5 +1,6 @@
 //! In-process costs on the hot path: `headers()` through the plugin ABI, and through
-//! `AuthClient` with a reusable answer, on one thread and on eight.
+//! `AuthClient` with a reusable answer, on one thread and on eight, and with none (a provider
+//! call under a deadline every time).
 //!
 //! The plugin is the real `token` provider library, loaded through the stable ABI: build it
 //! first (`cargo build --release`), or point `QLAM_BENCH_PLUGIN_DIR` at a folder holding it.
@@ -66,7 +67,7 @@ fn bench(c: &mut Criterion) {
     // answer is served from memory, without a provider call.
     let store = tempfile::tempdir().unwrap();
     let config = Config::parse(
-        "[contexts.b]\n[[contexts.b.auth_providers]]\nname = \"t\"\nprovider = \"token\"\n",
+        "[contexts.b]\n[[contexts.b.auth_providers]]\nname = \"t\"\nprovider = \"token\"\n[[contexts.b.auth_providers]]\nname = \"e\"\nprovider = \"token\"\nenv = \"QLAM_BENCH_TOKEN\"\n",
         std::path::Path::new("/bench/config.toml"),
     )
     .unwrap();
@@ -87,6 +88,12 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("headers_cached_answer_1_thread", |b| {
         b.iter(|| client.headers("t").unwrap())
+    });
+    // An answer that may not be reused (a token from the environment): every call goes into
+    // the provider through the host's boundary — a worker thread with a deadline, the answer
+    // checked. Beside `abi/headers_token_plugin_env_source` (the same call without them).
+    g.bench_function("headers_provider_called_each_time", |b| {
+        b.iter(|| client.headers("e").unwrap())
     });
     for threads in [1usize, 8] {
         g.throughput(Throughput::Elements(threads as u64));

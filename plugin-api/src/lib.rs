@@ -169,7 +169,21 @@
 //!   and tell the user to log in; `Transient` keeps credentials; `Configuration` points at the
 //!   config file.
 //! - A panic does not crash the host (the adapter catches it and reports an error of kind
-//!   `Panic`), but it is still a bug.
+//!   `Panic`), but it is still a bug. The host shows ``provider `x` panicked in `headers` ``;
+//!   the panic's message goes to its debug log only, redacted.
+//! - **Everything you return is checked by the host** before it is cached, printed or handed
+//!   to another tool: header names must be HTTP tokens (RFC 9110) and must not repeat; header
+//!   values (tab allowed), tokens (not empty) and every string of a [`Credential`] must hold no
+//!   control character. An answer that fails is an error for the user, never used.
+//!   Descriptions, error messages, warnings, prompts and log lines are shown with control
+//!   characters escaped; URLs for the user to open must be `http(s)`.
+//! - **Every call has a deadline**: `call_timeout_secs` in the provider's table (default
+//!   30 s); `login` gets `login_timeout_secs` (default 300 s) on top. A call that blocks
+//!   longer is reported as a timeout and your provider is not called again in that process;
+//!   your thread is not stopped. Never block without a bound of your own (set timeouts on
+//!   HTTP clients, give up on locks).
+//! - Never call `exit()`, `abort()` or anything that ends the process: in-process, that ends
+//!   the user's `qlam` (the host reports an `exit()` during a call as an error).
 //!
 //! ## 4. Build and install
 //!
