@@ -48,6 +48,7 @@ pub struct AuthClientBuilder {
     lock_timeout: Duration,
     credential_store: Option<StoreKind>,
     plugin_index: bool,
+    isolation_executable: Option<PathBuf>,
 }
 
 impl Default for AuthClientBuilder {
@@ -66,6 +67,7 @@ impl Default for AuthClientBuilder {
             lock_timeout: crate::lock::DEFAULT_LOCK_TIMEOUT,
             credential_store: None,
             plugin_index: true,
+            isolation_executable: None,
         }
     }
 }
@@ -145,6 +147,14 @@ impl AuthClientBuilder {
         self
     }
 
+    /// The `qlam` executable that runs isolated providers (`isolation = "process"`) in child
+    /// processes. Default: `$QLAM_EXE`, else this program when it is `qlam`, else `qlam`
+    /// beside it or on `PATH`.
+    pub fn isolation_executable(mut self, path: impl Into<PathBuf>) -> Self {
+        self.isolation_executable = Some(path.into());
+        self
+    }
+
     /// How long to wait for another process working on the same provider (default 30 s).
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
@@ -215,7 +225,12 @@ impl AuthClientBuilder {
             .or(context.as_ref().and_then(|c| c.credential_store))
             .or(config.credential_store)
             .unwrap_or_default();
+        let isolation_exe = self
+            .isolation_executable
+            .or_else(|| env("QLAM_EXE").map(PathBuf::from))
+            .or_else(find_qlam_executable);
         Ok(AuthClient {
+            isolation_exe,
             config,
             context,
             search,
@@ -248,6 +263,23 @@ impl Config {
         self.current_context = None;
         self
     }
+}
+
+/// The `qlam` executable for isolated providers: this program if it is `qlam`, else `qlam`
+/// beside it, else on `PATH`.
+fn find_qlam_executable() -> Option<PathBuf> {
+    let name = format!("qlam{}", std::env::consts::EXE_SUFFIX);
+    let exe = std::env::current_exe().ok()?;
+    if exe.file_name().is_some_and(|n| n == name.as_str()) {
+        return Some(exe);
+    }
+    let beside = exe.parent()?.join(&name);
+    if beside.is_file() {
+        return Some(beside);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(&name))
+        .find(|p| p.is_file())
 }
 
 /// What the plugin search path is made of, kept until it is needed.
@@ -358,6 +390,8 @@ impl Slot {
 
 /// The programmatic API: log in and out, list providers, get headers and tokens.
 pub struct AuthClient {
+    /// Runs isolated providers' libraries.
+    isolation_exe: Option<PathBuf>,
     config: Config,
     context: Option<ContextConfig>,
     search: SearchInputs,
@@ -449,6 +483,17 @@ impl AuthClient {
         if let Some(t) = self.config.call_timeout {
             registry.set_load_timeout(t);
         }
+        registry.set_isolation(crate::plugins::IsolationRules {
+            exe: self.isolation_exe.clone(),
+            libraries: self.config.isolated_plugins.clone(),
+            default_process: self.config.default_isolation
+                == Some(crate::plugins::Isolation::Process),
+            some_provider: self.context.iter().any(|c| {
+                c.auth_providers
+                    .iter()
+                    .any(|p| p.isolation == Some(crate::plugins::Isolation::Process))
+            }),
+        });
     }
 
     /// The names of the providers of the selected context, in file order.
@@ -514,7 +559,9 @@ impl AuthClient {
         });
         let place = || format!("provider `{name}` ({})", self.where_(pc));
         let factory = BoundFactory {
-            factory: ptype.factory().map_err(|e| e.context(place()))?,
+            factory: ptype
+                .factory_ref(pc.isolation)
+                .map_err(|e| e.context(place()))?,
             type_name: &pc.provider_type,
         };
         let provider = factory
@@ -772,7 +819,7 @@ impl AuthClient {
             let extra_info = ptype
                 .and_then(|t| {
                     let factory = BoundFactory {
-                        factory: t.factory().ok()?,
+                        factory: t.factory_ref(pc.isolation).ok()?,
                         type_name: &t.name,
                     };
                     factory
@@ -848,7 +895,7 @@ impl AuthClient {
                             interaction: Arc::new(NonInteractive),
                         });
                         let place = format!("provider `{}` in context `{}` ({})", pc.name, ctx.name, self.where_(pc));
-                        t.factory().map_err(|e| e.context(&place)).and_then(|factory| {
+                        t.factory_ref(pc.isolation).map_err(|e| e.context(&place)).and_then(|factory| {
                             BoundFactory { factory, type_name: &t.name }
                                 .build(&ctx.name, &pc.name, &pc.config, services, self.limits(pc))
                                 .map(drop)

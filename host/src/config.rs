@@ -25,6 +25,7 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+pub use crate::plugins::Isolation;
 pub use crate::store::StoreKind;
 
 /// A parsed configuration file.
@@ -47,6 +48,10 @@ pub struct Config {
     /// `call_timeout_secs` at the top level: the deadline of every provider call whose table
     /// does not set its own, and of loading a plugin library.
     pub call_timeout: Option<Duration>,
+    /// `default_isolation`: where the providers of libraries that are not bundled run.
+    pub default_isolation: Option<Isolation>,
+    /// `isolated_plugins`: libraries whose providers always run isolated (absolute paths).
+    pub isolated_plugins: Vec<PathBuf>,
 }
 
 /// One context.
@@ -126,6 +131,8 @@ pub struct ProviderConfig {
     /// `call_timeout_secs`: the deadline of each call into this provider (read by the host,
     /// not part of `config`).
     pub call_timeout: Option<Duration>,
+    /// `isolation`: where this provider runs (read by the host, not part of `config`).
+    pub isolation: Option<Isolation>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +147,9 @@ struct RawConfig {
     #[serde(default)]
     require_pinned_plugins: bool,
     call_timeout_secs: Option<Spanned<i64>>,
+    default_isolation: Option<Isolation>,
+    #[serde(default)]
+    isolated_plugins: Vec<String>,
     #[serde(default)]
     contexts: IndexMap<String, RawContext>,
 }
@@ -279,6 +289,21 @@ impl Config {
                         )))
                     }
                 };
+                let isolation = match table.remove("isolation") {
+                    None => None,
+                    Some(toml::Value::String(s)) if s == "none" => Some(Isolation::None),
+                    Some(toml::Value::String(s)) if s == "process" => Some(Isolation::Process),
+                    Some(_) => {
+                        return Err(located(
+                            path,
+                            text,
+                            span.start,
+                            format_args!(
+                                "`isolation` of provider `{name}` must be \"none\" or \"process\""
+                            ),
+                        ))
+                    }
+                };
                 let (line, _) = line_col(text, span.start);
                 if !valid_name(&name) {
                     return Err(located(path, text, span.start, format_args!(
@@ -311,6 +336,7 @@ impl Config {
                     config,
                     line,
                     call_timeout,
+                    isolation,
                 });
             }
             let plugin_dirs = raw_ctx
@@ -423,6 +449,19 @@ impl Config {
             trusted_plugins,
             require_pinned_plugins: raw.require_pinned_plugins,
             call_timeout,
+            default_isolation: raw.default_isolation,
+            isolated_plugins: raw
+                .isolated_plugins
+                .iter()
+                .map(|p| {
+                    let p = fsutil::expand_home(Path::new(p));
+                    if p.is_absolute() {
+                        p
+                    } else {
+                        base.join(p)
+                    }
+                })
+                .collect(),
         })
     }
 
@@ -595,6 +634,55 @@ pub fn set_plugin_pin(path: &Path, plugin: &Path, sha256: &str) -> Result<bool> 
     }
     save_document(path, &doc)?;
     Ok(!existing.is_empty())
+}
+
+/// Adds `plugin` to `isolated_plugins` in the file at `path` (its providers then run in a
+/// process of their own), keeping comments and formatting; answers whether it was new.
+pub fn add_isolated_plugin(path: &Path, plugin: &Path) -> Result<bool> {
+    let mut doc = edit_document(path)?;
+    let plugin_str = plugin.to_str().ok_or_else(|| {
+        Error::config(format!(
+            "cannot list `{}` in isolated_plugins: the path is not valid UTF-8",
+            plugin.display()
+        ))
+    })?;
+    let list = doc
+        .entry("isolated_plugins")
+        .or_insert_with(|| toml_edit::value(toml_edit::Array::new()));
+    let Some(a) = list.as_array_mut() else {
+        return Err(Error::config(format!(
+            "`isolated_plugins` in `{}` is not a list of paths; fix it by hand",
+            path.display()
+        )));
+    };
+    if a.iter().any(|v| v.as_str() == Some(plugin_str)) {
+        return Ok(false);
+    }
+    a.push(plugin_str);
+    save_document(path, &doc)?;
+    Ok(true)
+}
+
+/// Removes `plugin` from `isolated_plugins` in the file at `path`; answers whether it was
+/// there.
+pub fn remove_isolated_plugin(path: &Path, plugin: &Path) -> Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let mut doc = edit_document(path)?;
+    let Some(a) = doc
+        .get_mut("isolated_plugins")
+        .and_then(|i| i.as_array_mut())
+    else {
+        return Ok(false);
+    };
+    let before = a.len();
+    a.retain(|v| v.as_str().map(Path::new) != Some(plugin));
+    if a.len() == before {
+        return Ok(false);
+    }
+    save_document(path, &doc)?;
+    Ok(true)
 }
 
 /// Removes every pin of `plugin` from the file at `path`; answers whether there was one.

@@ -25,6 +25,9 @@ pub enum ErrorKind {
     /// A provider answered something the host refuses to use (a header with a line break, a
     /// token with a control character…). Nothing of the answer was cached or shown.
     InvalidAnswer,
+    /// An isolated provider's process ended in the middle of a call (a signal, `abort()`, a
+    /// stack overflow, `exit()`). The next call starts a new one.
+    Crashed,
 }
 
 /// An error of the host library.
@@ -99,6 +102,7 @@ impl Error {
             ErrorKind::Provider(k) => k.as_str(),
             ErrorKind::Timeout => "timeout",
             ErrorKind::InvalidAnswer => "invalid_answer",
+            ErrorKind::Crashed => "crashed",
         }
     }
 

@@ -49,6 +49,7 @@ pub mod trust;
 
 #[cfg(feature = "async")]
 pub use asynch::AsyncAuthClient;
+pub use boundary::isolated::{serve as serve_isolated_plugin, CHILD_SUBCOMMAND};
 pub use boundary::DEFAULT_CALL_TIMEOUT;
 pub use client::{
     AuthClient, AuthClientBuilder, ConfigProblem, Outcome, ProviderInfo, ProviderStatus,

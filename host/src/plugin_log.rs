@@ -59,6 +59,15 @@ pub(crate) fn emit(level: LogLevel, source: &str, message: &str) {
     let redacted = redact(message);
     let message = crate::boundary::validate::escape(&redacted);
     let source = crate::boundary::validate::escape(source);
+    if let Some(&max) = FORWARD.get() {
+        // An isolated plugin's process: one line per record on stderr, which the parent
+        // reads and logs under its own filter (`level<TAB>source<TAB>message`).
+        if level.code() >= max {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "{}\t{source}\t{message}", level.code());
+        }
+        return;
+    }
     match level {
         LogLevel::Trace => tracing::trace!(target: "qlam::plugin", "{source}: {message}"),
         LogLevel::Debug => tracing::debug!(target: "qlam::plugin", "{source}: {message}"),
@@ -83,19 +92,51 @@ extern "C" fn sink(
     }));
 }
 
-/// The sink for a newly loaded library, asking for what the host's filter lets through.
-pub(crate) fn sink_for_plugins() -> FfiLogSink {
+/// In an isolated plugin's process: the most verbose level (a [`LogLevel`] code) the parent
+/// wants; records go to stderr as lines (see [`emit`]).
+static FORWARD: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+
+/// Makes this process forward plugin log records to stderr (an isolated plugin's process).
+pub(crate) fn forward_to_stderr(max_level: u8) {
+    let _ = FORWARD.set(max_level);
+}
+
+/// The most verbose level the host's filter lets through, as a [`LogLevel`] code (5: none).
+pub(crate) fn max_level() -> u8 {
     use tracing::level_filters::LevelFilter;
-    let max_level = match LevelFilter::current() {
+    if let Some(&max) = FORWARD.get() {
+        return max;
+    }
+    match LevelFilter::current() {
         LevelFilter::TRACE => LogLevel::Trace.code(),
         LevelFilter::DEBUG => LogLevel::Debug.code(),
         LevelFilter::INFO => LogLevel::Info.code(),
         LevelFilter::WARN => LogLevel::Warn.code(),
         LevelFilter::ERROR => LogLevel::Error.code(),
         _ => 5,
-    };
+    }
+}
+
+/// Logs a line an isolated plugin's process wrote to stderr: a record forwarded by [`emit`]
+/// there, or anything else it printed (the runtime's last words before an abort), at debug.
+pub(crate) fn emit_child_line(source: &str, line: &str) {
+    let mut parts = line.splitn(3, '\t');
+    match (
+        parts.next().and_then(|l| l.parse::<u8>().ok()),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some(level), Some(from), Some(message)) if level <= 4 => {
+            emit(LogLevel::from_code(level), from, message)
+        }
+        _ => emit(LogLevel::Debug, source, line),
+    }
+}
+
+/// The sink for a newly loaded library, asking for what the host's filter lets through.
+pub(crate) fn sink_for_plugins() -> FfiLogSink {
     FfiLogSink {
-        max_level,
+        max_level: max_level(),
         log: sink,
     }
 }

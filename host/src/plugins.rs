@@ -15,6 +15,8 @@ use indexmap::IndexMap;
 use qlam_plugin_api::ffi::{load_library_from, FactoryHandle, LoadError, LoadErrorKind};
 use qlam_plugin_api::{Capabilities, ProviderFactory};
 
+use crate::boundary::isolated::IsolatedLibrary;
+use crate::boundary::{BoundFactory, FactoryRef};
 use crate::error::{Error, Result};
 use crate::paths;
 use crate::plugin_index::{IndexedOutcome, IndexedType, PluginIndex, Stamp};
@@ -134,6 +136,12 @@ pub struct ProviderType {
     /// Where it came from.
     pub origin: Origin,
     source: FactorySource,
+    /// Its library as a child process would run it (none for in-process registrations);
+    /// nothing starts until a provider uses it.
+    isolated: Option<Arc<IsolatedLibrary>>,
+    /// Whether its providers run isolated unless their table says `isolation = "none"`
+    /// (`isolated_plugins`, or `default_isolation` for a library that is not bundled).
+    pub isolated_by_default: bool,
 }
 
 /// A factory at hand, or the library to open when it is first needed (known from the index).
@@ -152,6 +160,30 @@ struct LazyLibrary {
 }
 
 impl ProviderType {
+    /// The factory a provider of this type is built with: in a child process when
+    /// `isolation` (the provider's own setting, else the type's default) says so, else in
+    /// this process.
+    pub(crate) fn factory_ref(&self, isolation: Option<Isolation>) -> Result<FactoryRef> {
+        let isolate = match isolation {
+            Some(i) => i == Isolation::Process,
+            None => self.isolated_by_default,
+        };
+        if !isolate {
+            return self.factory().map(FactoryRef::InProcess);
+        }
+        match &self.isolated {
+            Some(lib) => Ok(FactoryRef::Isolated(lib.clone())),
+            None if self.origin == Origin::InProcess => Err(Error::config(format!(
+                "provider type `{}` is registered in-process and cannot run isolated; remove `isolation = \"process\"`",
+                self.name
+            ))),
+            None => Err(Error::config(format!(
+                "provider type `{}` should run isolated, but there is no `qlam` executable to run it with (AuthClientBuilder::isolation_executable or $QLAM_EXE)",
+                self.name
+            ))),
+        }
+    }
+
     /// The factory, opening its library now if the index let it wait.
     pub(crate) fn factory(&self) -> Result<FactoryHandle> {
         match &self.source {
@@ -179,6 +211,54 @@ impl ProviderType {
                 }
             }
         }
+    }
+}
+
+/// Where a provider runs: `isolation = "none" | "process"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// In the host's process (the default).
+    None,
+    /// In a child process of its own, which a crash or a hang cannot take the host down with.
+    Process,
+}
+
+/// Which libraries run isolated, and with what.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IsolationRules {
+    /// The `qlam` executable a child runs; isolation is impossible without one.
+    pub exe: Option<PathBuf>,
+    /// `isolated_plugins`: these libraries always.
+    pub libraries: Vec<PathBuf>,
+    /// `default_isolation = "process"`: every library but the bundled ones.
+    pub default_process: bool,
+    /// Some provider of the context asks for isolation: libraries that are not bundled are
+    /// then first opened in a child too, since which types a library has is only known by
+    /// opening it.
+    pub some_provider: bool,
+}
+
+impl IsolationRules {
+    fn by_default(&self, path: &Path) -> bool {
+        self.libraries.iter().any(|l| l == path) || (self.default_process && !is_bundled(path))
+    }
+
+    fn discover_in_child(&self, path: &Path) -> bool {
+        self.exe.is_some() && (self.by_default(path) || (self.some_provider && !is_bundled(path)))
+    }
+}
+
+/// Whether a library sits beside the running executable (the bundled providers).
+fn is_bundled(path: &Path) -> bool {
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf));
+    match (exe_dir, path.parent()) {
+        (Some(e), Some(p)) => {
+            std::fs::canonicalize(&e).unwrap_or(e) == std::fs::canonicalize(p).unwrap_or(p.into())
+        }
+        _ => false,
     }
 }
 
@@ -215,7 +295,7 @@ fn open_library_in_time(
 }
 
 /// The trust checks, the structural check, then the loader — all on one open descriptor.
-fn open_library(
+pub(crate) fn open_library(
     path: &Path,
     policy: &crate::trust::TrustPolicy,
 ) -> std::result::Result<qlam_plugin_api::ffi::LoadedLibrary, LoadError> {
@@ -297,7 +377,7 @@ fn same_file(file: &std::fs::File, path: &Path) -> bool {
     }
 }
 
-fn kind_name(k: LoadErrorKind) -> &'static str {
+pub(crate) fn kind_name(k: LoadErrorKind) -> &'static str {
     match k {
         LoadErrorKind::Open => "open",
         LoadErrorKind::NotAPlugin => "not_a_plugin",
@@ -309,7 +389,7 @@ fn kind_name(k: LoadErrorKind) -> &'static str {
     }
 }
 
-fn kind_from_name(s: &str) -> LoadErrorKind {
+pub(crate) fn kind_from_name(s: &str) -> LoadErrorKind {
     match s {
         "open" => LoadErrorKind::Open,
         "not_a_plugin" => LoadErrorKind::NotAPlugin,
@@ -375,6 +455,9 @@ pub struct Registry {
     index: Option<PluginIndex>,
     policy: crate::trust::TrustPolicy,
     load_timeout: Duration,
+    isolation: IsolationRules,
+    /// The child processes of isolated libraries (started on first use).
+    children: std::collections::HashMap<PathBuf, Arc<IsolatedLibrary>>,
 }
 
 impl Default for Registry {
@@ -388,6 +471,8 @@ impl Default for Registry {
             index: None,
             policy: crate::trust::TrustPolicy::default(),
             load_timeout: crate::boundary::DEFAULT_CALL_TIMEOUT,
+            isolation: IsolationRules::default(),
+            children: Default::default(),
         }
     }
 }
@@ -418,6 +503,23 @@ impl Registry {
     pub fn ignore_pins(&mut self) {
         self.policy.pins.clear();
         self.policy.require_pinned = false;
+    }
+
+    /// Which libraries run isolated.
+    pub(crate) fn set_isolation(&mut self, rules: IsolationRules) {
+        self.isolation = rules;
+    }
+
+    /// A library's child process, one per library, shared by its provider types (none
+    /// without an executable to run).
+    fn isolated_library(&mut self, path: &Path) -> Option<Arc<IsolatedLibrary>> {
+        let exe = self.isolation.exe.as_ref()?;
+        Some(
+            self.children
+                .entry(path.to_owned())
+                .or_insert_with(|| IsolatedLibrary::new(path, exe, &self.policy))
+                .clone(),
+        )
     }
 
     /// What plugin files must satisfy before they are loaded (symbolic links, pins).
@@ -483,12 +585,9 @@ impl Registry {
             });
             return Ok(());
         }
-        let (description, capabilities) = crate::boundary::BoundFactory {
-            factory,
-            type_name: &name,
-        }
-        .describe(self.load_timeout)
-        .map_err(|e| e.to_string())?;
+        let (description, capabilities) =
+            BoundFactory::describe(factory, &name, self.load_timeout).map_err(|e| e.to_string())?;
+        let (isolated, isolated_by_default) = self.isolation_of(&origin);
         self.types.insert(
             name.clone(),
             ProviderType {
@@ -497,11 +596,22 @@ impl Registry {
                 capabilities,
                 origin,
                 source: FactorySource::Ready(factory),
+                isolated,
+                isolated_by_default,
             },
         );
         Ok(())
     }
 
+    fn isolation_of(&mut self, origin: &Origin) -> (Option<Arc<IsolatedLibrary>>, bool) {
+        match origin {
+            Origin::Library(path) => (self.isolated_library(path), self.isolation.by_default(path)),
+            Origin::InProcess => (None, false),
+        }
+    }
+
+    /// Registers a type known without opening its library in this process (from the index,
+    /// or listed by a child process); the library is opened when a provider needs it.
     fn add_indexed(&mut self, t: &IndexedType, lib: &Arc<LazyLibrary>, origin: Origin) {
         if let Some(existing) = self.types.get(&t.name) {
             self.duplicates.push(Duplicate {
@@ -511,6 +621,7 @@ impl Registry {
             });
             return;
         }
+        let (isolated, isolated_by_default) = self.isolation_of(&origin);
         self.types.insert(
             t.name.clone(),
             ProviderType {
@@ -519,8 +630,19 @@ impl Registry {
                 capabilities: Capabilities::from_bits(t.capabilities),
                 origin,
                 source: FactorySource::Lazy(lib.clone()),
+                isolated,
+                isolated_by_default,
             },
         );
+    }
+
+    fn lazy(&self, path: &Path) -> Arc<LazyLibrary> {
+        Arc::new(LazyLibrary {
+            path: path.to_owned(),
+            policy: self.policy.clone(),
+            load_timeout: self.load_timeout,
+            loaded: OnceLock::new(),
+        })
     }
 
     /// Lists the library files of a folder: the platform's extension, regular files, sorted.
@@ -594,12 +716,7 @@ impl Registry {
                 types,
                 errors,
             }) => {
-                let lib = Arc::new(LazyLibrary {
-                    path: path.clone(),
-                    policy: self.policy.clone(),
-                    load_timeout: self.load_timeout,
-                    loaded: OnceLock::new(),
-                });
+                let lib = self.lazy(&path);
                 for t in &types {
                     self.add_indexed(t, &lib, Origin::Library(path.clone()));
                 }
@@ -654,6 +771,11 @@ impl Registry {
     /// ownership or permissions (fixing it with chmod or chown does not change what the index
     /// keys on) or a load that missed its deadline.
     fn load_now(&mut self, path: &Path) -> (LibraryOutcome, Option<IndexedOutcome>) {
+        if self.isolation.discover_in_child(path) {
+            if let Some(child) = self.isolated_library(path) {
+                return self.load_in_child(path, child);
+            }
+        }
         match open_library_in_time(path, &self.policy, self.load_timeout) {
             Ok(lib) => {
                 let mut types = Vec::new();
@@ -671,12 +793,8 @@ impl Registry {
                                 Some(t) if t.origin == Origin::Library(path.to_owned()) => {
                                     (t.description.clone(), t.capabilities)
                                 }
-                                _ => crate::boundary::BoundFactory {
-                                    factory: handle,
-                                    type_name: &name,
-                                }
-                                .describe(self.load_timeout)
-                                .unwrap_or_default(),
+                                _ => BoundFactory::describe(handle, &name, self.load_timeout)
+                                    .unwrap_or_default(),
                             };
                             types.push(IndexedType {
                                 name,
@@ -714,6 +832,88 @@ impl Registry {
                 (LibraryOutcome::Refused(e), indexed)
             }
         }
+    }
+
+    /// Opens a library in its child process (which stays up for the providers that will
+    /// use it) and registers the types it lists; it is opened in this process only when a
+    /// provider of one of them runs here.
+    fn load_in_child(
+        &mut self,
+        path: &Path,
+        child: Arc<IsolatedLibrary>,
+    ) -> (LibraryOutcome, Option<IndexedOutcome>) {
+        let c = child.clone();
+        let refused = |kind, summary: String, detail: String, api_version| LoadError {
+            path: path.to_owned(),
+            kind,
+            summary: crate::boundary::validate::escape(&summary).into_owned(),
+            detail: crate::boundary::validate::escape_lines(&detail),
+            api_version,
+        };
+        let ready = match crate::boundary::loading(path, self.load_timeout, move || c.discover()) {
+            Some(Ok(ready)) => ready,
+            Some(Err(e)) => {
+                let e = refused(e.kind, e.summary, e.detail, e.api_version);
+                let indexed = (e.kind != LoadErrorKind::Untrusted
+                    && e.kind != LoadErrorKind::InitFailed)
+                    .then(|| IndexedOutcome::Refused {
+                        kind: kind_name(e.kind).into(),
+                        summary: e.summary.clone(),
+                        detail: e.detail.clone(),
+                        api_version: e.api_version.clone(),
+                    });
+                return (LibraryOutcome::Refused(e), indexed);
+            }
+            None => {
+                child.kill();
+                let e = refused(
+                    LoadErrorKind::InitFailed,
+                    format!(
+                        "did not finish loading within {} (in its own process, which was killed); it is not used",
+                        crate::boundary::show_duration(self.load_timeout)
+                    ),
+                    String::new(),
+                    None,
+                );
+                return (LibraryOutcome::Refused(e), None);
+            }
+        };
+        let mut errors: Vec<String> = ready
+            .errors
+            .into_iter()
+            .map(|e| crate::boundary::registration_error(&e.into()))
+            .collect();
+        let lib = self.lazy(path);
+        let mut types = Vec::new();
+        for t in ready.types {
+            if let Some(why) = crate::boundary::validate::type_name_problem(&t.name) {
+                errors.push(format!(
+                    "a provider type's name `{}` {why}",
+                    crate::boundary::validate::escape(&t.name)
+                ));
+                continue;
+            }
+            let indexed = IndexedType {
+                description: crate::boundary::validate::escape(&t.description).into_owned(),
+                name: t.name,
+                capabilities: t.capabilities,
+            };
+            self.add_indexed(&indexed, &lib, Origin::Library(path.to_owned()));
+            types.push(indexed);
+        }
+        let outcome = LibraryOutcome::Loaded {
+            api_version: ready.api_version.clone(),
+            provider_types: types.iter().map(|t| t.name.clone()).collect(),
+            errors: errors.clone(),
+        };
+        (
+            outcome,
+            Some(IndexedOutcome::Loaded {
+                api_version: ready.api_version,
+                types,
+                errors,
+            }),
+        )
     }
 
     /// A provider type by name.

@@ -6,8 +6,6 @@
 //! repeating, stop waiting at the deadline, and never pass an exit for a success.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use qlam_host::{AuthClient, ErrorKind};
 
@@ -44,35 +42,11 @@ fn setup(providers: &[(&str, &str, &str)], extra: &str) -> (Home, PathBuf) {
     (home, dir)
 }
 
-/// `qlam --plugin-dir DIR ARGS…`, killed if it runs for more than 60 s (a hang is a failure
-/// of the test, not a hung test run).
+/// `qlam --plugin-dir DIR ARGS…`, bounded in time.
 fn qlam(home: &Home, dir: &Path, args: &[&str]) -> Run {
     let mut cmd = home.qlam();
     cmd.arg("--plugin-dir").arg(dir).args(args);
-    bounded(&mut cmd)
-}
-
-fn bounded(cmd: &mut Command) -> Run {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run qlam");
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("{cmd:?} did not end within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code(),
-        signal: std::os::unix::process::ExitStatusExt::signal(&out.status),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    crate::util::run_bounded(&mut cmd)
 }
 
 /// No line of the output starts with a forged prefix, and no escape sequence gets through.
@@ -529,7 +503,7 @@ fn a_library_that_hangs_while_loading_is_refused_and_the_others_load() {
         r.stdout
     );
     // Installing it: the checking child is killed at the deadline, nothing is left behind.
-    let r = bounded(home.qlam().args([
+    let r = crate::util::run_bounded(home.qlam().args([
         "plugins",
         "install",
         fixture("qlam-fixture-hang-loader").to_str().unwrap(),

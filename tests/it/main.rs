@@ -11,6 +11,7 @@ mod fuzz_replay;
 mod helpers;
 mod hostile;
 mod install;
+mod isolation;
 mod keyring;
 mod oauth;
 mod plugins;

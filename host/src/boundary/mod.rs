@@ -12,6 +12,8 @@
 
 mod deadline;
 mod exit_watch;
+pub(crate) mod isolated;
+mod ops;
 pub(crate) mod validate;
 
 use std::sync::{Arc, OnceLock};
@@ -22,6 +24,8 @@ use qlam_plugin_api::{
     Capabilities, Credential, ErrorKind as ProviderErrorKind, Headers, LoginOptions, LogoutReport,
     ServicesBackend, Token,
 };
+
+use ops::{Op, Reply};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -67,13 +71,29 @@ fn secs(d: Duration) -> String {
     }
 }
 
+/// How a call into a provider failed, before the host words it.
+pub(crate) enum Failure {
+    /// The provider answered with an error.
+    Provider(qlam_plugin_api::Error),
+    /// An isolated provider's process ended during the call: how (`signal 11, SIGSEGV`).
+    Crashed(String),
+    /// An isolated provider's process answered something that is not the protocol.
+    Garbled(String),
+}
+
+impl From<qlam_plugin_api::Error> for Failure {
+    fn from(e: qlam_plugin_api::Error) -> Self {
+        Failure::Provider(e)
+    }
+}
+
 impl Callee {
     /// Runs `f` with a deadline and turns its failure into a host error.
     fn call<T: Send + 'static>(
         &self,
         call: &'static str,
         limit: Duration,
-        f: impl FnOnce() -> qlam_plugin_api::Result<T> + Send + 'static,
+        f: impl FnOnce() -> std::result::Result<T, Failure> + Send + 'static,
     ) -> std::result::Result<T, CallError> {
         let _in_call = exit_watch::InCall::new(self.to_string(), call);
         match deadline::run(limit, f) {
@@ -86,23 +106,33 @@ impl Callee {
         }
     }
 
-    /// A provider's error as the host shows it: a panic without its message (which goes to
-    /// the debug log, redacted), any other message with its control characters escaped.
-    fn error(&self, call: &str, e: qlam_plugin_api::Error) -> Error {
-        if e.kind() == ProviderErrorKind::Panic {
-            tracing::debug!(
-                "{}",
-                validate::escape(&crate::plugin_log::redact(e.message()))
-            );
-            return Error::new(
-                ErrorKind::Provider(ProviderErrorKind::Panic),
-                format!("{self} panicked in `{call}` (run with -v to see its message)"),
-            );
+    /// A failure as the host shows it: a panic without its message (which goes to the debug
+    /// log, redacted), any other message with its control characters escaped.
+    fn error(&self, call: &str, e: Failure) -> Error {
+        match e {
+            Failure::Provider(e) if e.kind() == ProviderErrorKind::Panic => {
+                tracing::debug!(
+                    "{}",
+                    validate::escape(&crate::plugin_log::redact(e.message()))
+                );
+                Error::new(
+                    ErrorKind::Provider(ProviderErrorKind::Panic),
+                    format!("{self} panicked in `{call}` (run with -v to see its message)"),
+                )
+            }
+            Failure::Provider(e) => Error::new(
+                ErrorKind::Provider(e.kind()),
+                validate::escape(e.message()).into_owned(),
+            ),
+            Failure::Crashed(how) => Error::new(
+                ErrorKind::Crashed,
+                format!("{self} crashed in `{call}` ({how})"),
+            ),
+            Failure::Garbled(why) => Error::new(
+                ErrorKind::InvalidAnswer,
+                format!("{self} gave an answer qlam cannot read to `{call}`: {why}"),
+            ),
         }
-        Error::new(
-            ErrorKind::Provider(e.kind()),
-            validate::escape(e.message()).into_owned(),
-        )
     }
 
     fn invalid(&self, call: &str, why: String) -> Error {
@@ -126,27 +156,34 @@ impl From<CallError> for Error {
     }
 }
 
+/// Where a built provider runs.
+enum Backend {
+    /// In this process, through the plugin ABI.
+    InProcess(Arc<ProviderHandle>),
+    /// In a child process that loaded its library (`isolation = "process"`).
+    Isolated(Arc<isolated::RemoteProvider>),
+}
+
 /// A built provider as the rest of the host uses it: calls bounded in time, answers checked.
 pub(crate) struct BoundProvider {
     callee: Callee,
-    handle: Arc<ProviderHandle>,
+    backend: Backend,
+    capabilities: Capabilities,
     limits: Limits,
-    /// The call that missed its deadline. The provider is not called again: its stuck thread
-    /// may hold locks that the next call would wait on for ever.
+    /// The call that missed its deadline. An in-process provider is not called again: its
+    /// stuck thread may hold locks that the next call would wait on for ever. (An isolated
+    /// one's process is killed instead, and the next call starts a new one.)
     stuck: OnceLock<(&'static str, Duration)>,
 }
 
 impl BoundProvider {
     /// What it can do (read once, at build).
     pub(crate) fn capabilities(&self) -> Capabilities {
-        self.handle.capabilities()
+        self.capabilities
     }
 
-    fn call<T: Send + 'static>(
-        &self,
-        call: &'static str,
-        f: impl FnOnce(&ProviderHandle) -> qlam_plugin_api::Result<T> + Send + 'static,
-    ) -> Result<T> {
+    fn call(&self, op: Op) -> Result<Reply> {
+        let call = op.name();
         let limit = if call == "login" {
             self.limits.login
         } else {
@@ -162,33 +199,66 @@ impl BoundProvider {
                 ),
             ));
         }
-        let handle = self.handle.clone();
-        self.callee
-            .call(call, limit, move || f(&handle))
-            .map_err(|e| {
-                if let CallError::TimedOut(_) = e {
-                    let _ = self.stuck.set((call, limit));
+        let result = match &self.backend {
+            Backend::InProcess(handle) => {
+                let handle = handle.clone();
+                self.callee
+                    .call(call, limit, move || op.run(&handle).map_err(Failure::from))
+            }
+            Backend::Isolated(remote) => {
+                let remote = remote.clone();
+                self.callee.call(call, limit, move || remote.call(op))
+            }
+        };
+        result.map_err(|e| {
+            if let CallError::TimedOut(_) = e {
+                match &self.backend {
+                    Backend::InProcess(_) => {
+                        let _ = self.stuck.set((call, limit));
+                    }
+                    Backend::Isolated(remote) => remote.kill(),
                 }
-                e.into()
-            })
+            }
+            e.into()
+        })
+    }
+
+    /// A reply of the wrong kind: only a child process that lies can send one.
+    fn unexpected(&self, call: &str) -> Error {
+        self.callee
+            .invalid(call, "an answer of the wrong kind".into())
     }
 
     pub(crate) fn description(&self) -> Result<String> {
-        self.call("description", ProviderHandle::description)
-            .map(|d| validate::escape(&d).into_owned())
+        match self.call(Op::Description)? {
+            Reply::Text(d) => Ok(validate::escape(&d).into_owned()),
+            _ => Err(self.unexpected("description")),
+        }
+    }
+
+    fn boolean(&self, op: Op) -> Result<bool> {
+        let call = op.name();
+        match self.call(op)? {
+            Reply::Bool(b) => Ok(b),
+            _ => Err(self.unexpected(call)),
+        }
     }
 
     pub(crate) fn is_authenticated(&self) -> Result<bool> {
-        self.call("is_authenticated", ProviderHandle::is_authenticated)
+        self.boolean(Op::IsAuthenticated)
     }
 
     pub(crate) fn auth_context(&self) -> Result<Map<String, Value>> {
-        self.call("auth_context", ProviderHandle::auth_context)
-            .map(validate::escape_object)
+        match self.call(Op::AuthContext)? {
+            Reply::Object(m) => Ok(validate::escape_object(m)),
+            _ => Err(self.unexpected("auth_context")),
+        }
     }
 
     pub(crate) fn credential(&self) -> Result<Option<Credential>> {
-        let c = self.call("credential", ProviderHandle::credential)?;
+        let Reply::Credential(c) = self.call(Op::Credential)? else {
+            return Err(self.unexpected("credential"));
+        };
         if let Some(c) = &c {
             validate::credential(c).map_err(|why| self.callee.invalid("credential", why))?;
         }
@@ -196,24 +266,34 @@ impl BoundProvider {
     }
 
     pub(crate) fn headers(&self) -> Result<Headers> {
-        let h = self.call("headers", ProviderHandle::headers)?;
+        let Reply::Headers(h) = self.call(Op::Headers)? else {
+            return Err(self.unexpected("headers"));
+        };
+        let h = Headers::from(h);
         validate::headers(&h).map_err(|why| self.callee.invalid("headers", why))?;
         Ok(h)
     }
 
     pub(crate) fn token(&self) -> Result<Token> {
-        let t = self.call("token", ProviderHandle::token)?;
+        let Reply::Token(t) = self.call(Op::Token)? else {
+            return Err(self.unexpected("token"));
+        };
+        let t = Token::from(t);
         validate::token(&t).map_err(|why| self.callee.invalid("token", why))?;
         Ok(t)
     }
 
     pub(crate) fn login(&self, options: &LoginOptions) -> Result<()> {
-        let options = options.clone();
-        self.call("login", move |p| p.login(&options))
+        match self.call(Op::Login(options.clone()))? {
+            Reply::Done => Ok(()),
+            _ => Err(self.unexpected("login")),
+        }
     }
 
     pub(crate) fn logout(&self) -> Result<LogoutReport> {
-        let mut report = self.call("logout", ProviderHandle::logout)?;
+        let Reply::Logout(mut report) = self.call(Op::Logout)? else {
+            return Err(self.unexpected("logout"));
+        };
         for w in &mut report.warnings {
             *w = validate::escape(w).into_owned();
         }
@@ -221,24 +301,53 @@ impl BoundProvider {
     }
 
     pub(crate) fn can_refresh(&self) -> Result<bool> {
-        self.call("can_refresh", ProviderHandle::can_refresh)
+        self.boolean(Op::CanRefresh)
     }
 
     pub(crate) fn refresh(&self, force: bool) -> Result<bool> {
-        self.call("refresh", move |p| p.refresh(force))
+        self.boolean(Op::Refresh { force })
     }
 }
 
-/// A provider type's factory as the host calls it.
-#[derive(Clone, Copy)]
+/// A provider type's factory: in this process, or in the child process of an isolated
+/// library.
+#[derive(Clone)]
+pub(crate) enum FactoryRef {
+    InProcess(FactoryHandle),
+    Isolated(Arc<isolated::IsolatedLibrary>),
+}
+
+/// A provider type's factory, bound to its name for messages.
+#[derive(Clone)]
 pub(crate) struct BoundFactory<'a> {
-    pub factory: FactoryHandle,
+    pub factory: FactoryRef,
     pub type_name: &'a str,
 }
 
 impl BoundFactory<'_> {
     fn callee(&self) -> Callee {
         Callee::Type(self.type_name.to_owned())
+    }
+
+    /// Runs `f` on an isolated library with a deadline, killing its process when missed.
+    fn isolated_call<T: Send + 'static>(
+        &self,
+        call: &'static str,
+        limit: Duration,
+        library: &Arc<isolated::IsolatedLibrary>,
+        f: impl FnOnce(Arc<isolated::IsolatedLibrary>) -> std::result::Result<T, Failure>
+            + Send
+            + 'static,
+    ) -> Result<T> {
+        let lib = library.clone();
+        self.callee()
+            .call(call, limit, move || f(lib))
+            .map_err(|e| {
+                if let CallError::TimedOut(_) = e {
+                    library.kill();
+                }
+                e.into()
+            })
     }
 
     /// Builds provider `provider_name` of context `context_name`.
@@ -250,18 +359,40 @@ impl BoundFactory<'_> {
         services: Arc<dyn ServicesBackend>,
         limits: Limits,
     ) -> Result<BoundProvider> {
-        let (factory, ctx, name, config) = (
-            self.factory,
-            context_name.to_owned(),
-            provider_name.to_owned(),
-            config.clone(),
-        );
-        let handle = self.callee().call("build", limits.call, move || {
-            factory.build(&ctx, &name, &config, services)
-        })?;
+        let request = isolated::BuildRequest {
+            type_name: self.type_name.to_owned(),
+            context: context_name.to_owned(),
+            provider: provider_name.to_owned(),
+            config: config.clone(),
+        };
+        let (backend, capabilities) = match &self.factory {
+            FactoryRef::InProcess(factory) => {
+                let factory = *factory;
+                let handle = self.callee().call("build", limits.call, move || {
+                    factory
+                        .build(
+                            &request.context,
+                            &request.provider,
+                            &request.config,
+                            services,
+                        )
+                        .map_err(Failure::from)
+                })?;
+                let capabilities = handle.capabilities();
+                (Backend::InProcess(Arc::new(handle)), capabilities)
+            }
+            FactoryRef::Isolated(library) => {
+                let remote = self.isolated_call("build", limits.call, library, move |lib| {
+                    isolated::RemoteProvider::build(lib, request, services)
+                })?;
+                let capabilities = remote.capabilities();
+                (Backend::Isolated(Arc::new(remote)), capabilities)
+            }
+        };
         Ok(BoundProvider {
             callee: Callee::Provider(provider_name.to_owned()),
-            handle: Arc::new(handle),
+            backend,
+            capabilities,
             limits,
             stuck: OnceLock::new(),
         })
@@ -269,29 +400,46 @@ impl BoundFactory<'_> {
 
     /// Display-only facts from a provider's configuration, escaped.
     pub(crate) fn extra_info(&self, config: &Value, limit: Duration) -> Result<Map<String, Value>> {
-        let (factory, config) = (self.factory, config.clone());
-        let info = self
-            .callee()
-            .call("extra_info", limit, move || factory.extra_info(&config))?;
+        let config = config.clone();
+        let info = match &self.factory {
+            FactoryRef::InProcess(factory) => {
+                let factory = *factory;
+                self.callee().call("extra_info", limit, move || {
+                    factory.extra_info(&config).map_err(Failure::from)
+                })?
+            }
+            FactoryRef::Isolated(library) => {
+                let type_name = self.type_name.to_owned();
+                self.isolated_call("extra_info", limit, library, move |lib| {
+                    lib.extra_info(&type_name, &config)
+                })?
+            }
+        };
         Ok(validate::escape_object(info))
     }
 
-    /// The description (escaped) and capabilities, for the registry.
-    pub(crate) fn describe(&self, limit: Duration) -> Result<(String, Capabilities)> {
-        let factory = self.factory;
-        let description = self
-            .callee()
-            .call("description", limit, move || factory.description())?;
-        let capabilities = self
-            .callee()
-            .call("capabilities", limit, move || factory.capabilities())?;
+    /// The description (escaped) and capabilities of an in-process factory, for the
+    /// registry (an isolated library's process describes its types when it starts).
+    pub(crate) fn describe(
+        factory: FactoryHandle,
+        type_name: &str,
+        limit: Duration,
+    ) -> Result<(String, Capabilities)> {
+        let callee = Callee::Type(type_name.to_owned());
+        let description = callee.call("description", limit, move || {
+            factory.description().map_err(Failure::from)
+        })?;
+        let capabilities = callee.call("capabilities", limit, move || {
+            factory.capabilities().map_err(Failure::from)
+        })?;
         Ok((validate::escape(&description).into_owned(), capabilities))
     }
 }
 
-/// A provider type's failure while its library was being loaded (its `name` panicked or
-/// failed), as the registry reports it: without a panic's message. The loader labels a type
-/// whose name is unknown by its position (`provider type #3`); that label is kept.
+/// A provider type's failure while its library was being loaded (its `name`, `description`
+/// or `capabilities` panicked or failed), as the registry reports it: without a panic's
+/// message. The plugin's adapter labels the type (`provider type `x``, or by position
+/// `provider type #3` when its name is unknown) and the call; both are kept, escaped.
 pub(crate) fn registration_error(e: &qlam_plugin_api::Error) -> String {
     if e.kind() != ProviderErrorKind::Panic {
         return validate::escape(e.message()).into_owned();
@@ -300,16 +448,20 @@ pub(crate) fn registration_error(e: &qlam_plugin_api::Error) -> String {
         "{}",
         validate::escape(&crate::plugin_log::redact(e.message()))
     );
-    let position = e
+    let labelled = e
         .message()
-        .strip_prefix("provider type #")
-        .and_then(|rest| rest.split_once(' '))
-        .and_then(|(n, _)| n.parse::<u32>().ok());
-    match position {
-        Some(n) => {
-            format!("provider type #{n} panicked in `name` (run with -v to see its message)")
+        .split_once(" panicked in `")
+        .and_then(|(who, rest)| {
+            let call = rest.split_once('`')?.0;
+            let plain = |s: &str| s.len() <= 80 && s.chars().all(|c| !c.is_control());
+            (who.starts_with("provider type ") && plain(who) && plain(call)).then_some((who, call))
+        });
+    match labelled {
+        Some((who, call)) => {
+            format!("{who} panicked in `{call}` (run with -v to see its message)")
         }
-        None => "a provider type panicked in `name` (run with -v to see its message)".into(),
+        None => "a provider type panicked while being registered (run with -v to see its message)"
+            .into(),
     }
 }
 

@@ -165,6 +165,9 @@ pub enum PluginsCommand {
         /// Also pin its SHA-256 in `trusted_plugins` of the configuration file
         #[arg(long)]
         pin: bool,
+        /// Run its providers in a process of their own (lists it in `isolated_plugins`)
+        #[arg(long)]
+        isolate: bool,
     },
     /// Remove a library from your plugin folder (and its pin), by file or provider type name
     Remove {

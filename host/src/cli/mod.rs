@@ -32,6 +32,14 @@ use args::{
 };
 
 pub fn main() -> i32 {
+    // An isolated provider's process (`isolation = "process"`): the parent speaks to it over
+    // stdin and stdout, so nothing else of the CLI runs.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == qlam_host::CHILD_SUBCOMMAND)
+    {
+        return qlam_host::serve_isolated_plugin();
+    }
     if let Some(code) = help_fast_path().or_else(fast_path) {
         return code;
     }
@@ -874,7 +882,9 @@ fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<i32, Error> {
             hashes.save();
             Ok(0)
         }
-        PluginsCommand::Install { file, pin } => plugin_admin::install(ctx, file, *pin),
+        PluginsCommand::Install { file, pin, isolate } => {
+            plugin_admin::install(ctx, file, *pin, *isolate)
+        }
         PluginsCommand::Remove { name } => plugin_admin::remove(ctx, name),
         PluginsCommand::Inspect { file, ignore_pins } => {
             // Under the configuration's trust rules: a file they refuse (its pin, its

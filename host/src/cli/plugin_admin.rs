@@ -188,7 +188,7 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-pub(super) fn install(ctx: &Ctx, file: &Path, pin: bool) -> Result<i32, Error> {
+pub(super) fn install(ctx: &Ctx, file: &Path, pin: bool, isolate: bool) -> Result<i32, Error> {
     let source = absolute(file);
     let meta = std::fs::metadata(&source)
         .map_err(|e| Error::usage(format!("cannot read `{}`: {e}", source.display())))?;
@@ -235,9 +235,9 @@ pub(super) fn install(ctx: &Ctx, file: &Path, pin: bool) -> Result<i32, Error> {
             )));
         }
     }
-    if pin && config_path.is_none() {
+    if (pin || isolate) && config_path.is_none() {
         return Err(Error::config(
-            "cannot find a configuration folder (no home folder) to record the pin in",
+            "cannot find a configuration folder (no home folder) to record the pin or isolation in",
         ));
     }
 
@@ -294,10 +294,22 @@ pub(super) fn install(ctx: &Ctx, file: &Path, pin: bool) -> Result<i32, Error> {
         })?;
     }
 
+    if isolate {
+        let p = config_path.as_ref().expect("checked above");
+        config::add_isolated_plugin(p, &dest).map_err(|e| {
+            Error::config(format!(
+                "`{}` is installed but was not listed in isolated_plugins: {}; add \"{}\" to isolated_plugins by hand",
+                dest.display(),
+                e.message(),
+                dest.display()
+            ))
+        })?;
+    }
+
     if ctx.json() {
         print_json(&json!({
             "path": dest, "source": source, "sha256": sha256, "provider_types": types,
-            "api_version": report["api_version"], "replaced": replaced, "pinned": pin,
+            "api_version": report["api_version"], "replaced": replaced, "pinned": pin, "isolated": isolate,
         }));
     } else {
         eprintln!(
@@ -318,6 +330,12 @@ pub(super) fn install(ctx: &Ctx, file: &Path, pin: bool) -> Result<i32, Error> {
             let verb = if pin_replaced { "Updated" } else { "Recorded" };
             eprintln!(
                 "{verb} its pin in {}",
+                config_path.as_ref().expect("checked above").display()
+            );
+        }
+        if isolate {
+            eprintln!(
+                "Its providers run in a process of their own (isolated_plugins in {})",
                 config_path.as_ref().expect("checked above").display()
             );
         }
@@ -395,6 +413,10 @@ pub(super) fn remove(ctx: &Ctx, name: &str) -> Result<i32, Error> {
         })?,
         None => false,
     };
+    if let Some(c) = ctx.config_path() {
+        // Best effort: a stale entry names a file that no longer exists and does no harm.
+        let _ = config::remove_isolated_plugin(&c, &path);
+    }
     if ctx.json() {
         print_json(&json!({"path": path, "provider_types": types, "unpinned": unpinned}));
     } else {

@@ -437,3 +437,24 @@ pub fn git(
         .unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// Runs `cmd` like [`run`], killing it if it runs for more than 60 s: a hang is a failure of
+/// the test, not a hung test run.
+pub fn run_bounded(cmd: &mut Command) -> Run {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run qlam");
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("{cmd:?} did not end within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    to_run(child.wait_with_output().unwrap())
+}

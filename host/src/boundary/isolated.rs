@@ -1,0 +1,828 @@
+//! Isolation: a plugin library in a child process (`isolation = "process"`).
+//!
+//! The child is the `qlam` executable run as `qlam __isolated-plugin`. It loads the one
+//! library under the same trust checks, then serves the parent's calls over its stdin and
+//! stdout: frames of a little-endian `u32` length and a JSON message. While a call runs, the
+//! child asks the parent for host services (the secret store, the user, logging) with frames
+//! of its own, so the store, its locks and every prompt stay in the parent. The child's
+//! stderr carries its log records (see `plugin_log`), which the parent logs under its own
+//! filters after redaction.
+//!
+//! One child per library per registry, started on first use; calls into it are made one at a
+//! time. When the child dies — a signal, `abort()`, a stack overflow, `exit()` — the call
+//! fails with how it died and the next call starts a new child, which builds its providers
+//! again. When a call misses its deadline, the parent kills the child.
+//!
+//! Everything the child says is input: a frame is at most 64 MiB, a message that does not
+//! parse ends the child, and answers go through the same checks as in-process ones.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use qlam_plugin_api::ffi::{FactoryHandle, LoadErrorKind, ProviderHandle};
+use qlam_plugin_api::{
+    Capabilities, Interaction, InteractionReply, LogLevel, Secret, ServicesBackend,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::ops::{Op, Reply};
+use super::Failure;
+use crate::trust::TrustPolicy;
+
+/// The hidden subcommand that makes `qlam` an isolated plugin's process.
+pub const CHILD_SUBCOMMAND: &str = "__isolated-plugin";
+
+/// The largest frame either side accepts.
+const MAX_FRAME: usize = 64 << 20;
+
+fn write_frame(w: &mut impl Write, message: &impl Serialize) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+    let len = u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
+    w.write_all(&len.to_le_bytes())?;
+    w.write_all(&bytes)?;
+    w.flush()
+}
+
+/// `Ok(None)` at the end of the stream before a frame starts.
+fn read_frame<T: DeserializeOwned>(r: &mut impl Read) -> std::io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a frame of {len} bytes (at most {MAX_FRAME})"),
+        ));
+    }
+    let mut bytes = vec![0u8; len];
+    r.read_exact(&mut bytes)?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The protocol
+
+/// What the child is to load, and how.
+#[derive(Debug, Serialize, Deserialize)]
+struct Init {
+    library: PathBuf,
+    allow_symlinks: bool,
+    pins: Vec<(PathBuf, String)>,
+    require_pinned: bool,
+    /// The most verbose log level the parent wants (a `LogLevel` code, 5: none).
+    max_log_level: u8,
+}
+
+/// A request to build a provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BuildRequest {
+    pub type_name: String,
+    pub context: String,
+    pub provider: String,
+    pub config: Value,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ToChild {
+    Init(Init),
+    Build(BuildRequest),
+    ExtraInfo { type_name: String, config: Value },
+    Call { provider: u64, op: Op },
+    Service(ServiceReply),
+}
+
+/// A provider type as the child found it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TypeInfo {
+    pub name: String,
+    pub description: String,
+    pub capabilities: u32,
+}
+
+/// What the child found in its library.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Ready {
+    pub api_version: String,
+    pub types: Vec<TypeInfo>,
+    /// Provider types that failed while being listed (a panic in `name`…), as raw errors.
+    pub errors: Vec<WireError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct WireError {
+    kind: u8,
+    message: String,
+}
+
+impl From<qlam_plugin_api::Error> for WireError {
+    fn from(e: qlam_plugin_api::Error) -> Self {
+        WireError {
+            kind: e.kind().code(),
+            message: e.message().to_owned(),
+        }
+    }
+}
+
+impl From<WireError> for qlam_plugin_api::Error {
+    fn from(e: WireError) -> Self {
+        qlam_plugin_api::Error::new(qlam_plugin_api::ErrorKind::from_code(e.kind), e.message)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FromChild {
+    Ready(Ready),
+    /// The library was refused or failed to load (trust, format, version…).
+    Refused {
+        kind: String,
+        summary: String,
+        detail: String,
+        api_version: Option<String>,
+    },
+    Built {
+        provider: u64,
+        capabilities: u32,
+    },
+    Info(Map<String, Value>),
+    Reply(Reply),
+    Failed(WireError),
+    Service(ServiceCall),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ServiceCall {
+    SecretLoad { key: String },
+    SecretStore { key: String, value: Secret<String> },
+    SecretDelete { key: String },
+    Interact(Interaction),
+    IsInteractive,
+    Log { level: u8, message: String },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ServiceReply {
+    Value(Option<Secret<String>>),
+    Done,
+    Interaction(InteractionReply),
+    Bool(bool),
+    Failed(WireError),
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent's side
+
+/// A plugin library served by a child process.
+pub struct IsolatedLibrary {
+    path: PathBuf,
+    exe: PathBuf,
+    policy: TrustPolicy,
+    state: Mutex<Option<Running>>,
+    /// The running child's pid (0: none), to kill it without its lock, which the stuck call
+    /// holds.
+    pid: AtomicU32,
+    generations: AtomicU64,
+}
+
+struct Running {
+    child: Child,
+    to: ChildStdin,
+    from: BufReader<ChildStdout>,
+    generation: u64,
+    ready: Ready,
+}
+
+/// Why an isolated library could not be started.
+pub(crate) struct StartError {
+    pub kind: LoadErrorKind,
+    pub summary: String,
+    pub detail: String,
+    pub api_version: Option<String>,
+}
+
+impl std::fmt::Debug for IsolatedLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IsolatedLibrary")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl IsolatedLibrary {
+    /// A library to be run by `exe` (a `qlam` executable) under `policy`; nothing starts
+    /// until it is used.
+    pub(crate) fn new(path: &Path, exe: &Path, policy: &TrustPolicy) -> Arc<IsolatedLibrary> {
+        Arc::new(IsolatedLibrary {
+            path: path.to_owned(),
+            exe: exe.to_owned(),
+            policy: policy.clone(),
+            state: Mutex::new(None),
+            pid: AtomicU32::new(0),
+            generations: AtomicU64::new(0),
+        })
+    }
+
+    /// Starts the child (if it is not running) and answers what it found in the library.
+    pub(crate) fn discover(&self) -> Result<Ready, StartError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.running(&mut state).map(|r| r.ready.clone())
+    }
+
+    /// Kills the child, if one runs (a call missed its deadline).
+    pub(crate) fn kill(&self) {
+        let pid = self.pid.swap(0, Ordering::SeqCst);
+        if pid != 0 {
+            #[cfg(unix)]
+            // SAFETY: sending a signal to a process id we started; at worst it has exited and
+            // been reaped and the call fails (pids are not reused while we hold the Child,
+            // which is reaped only under the state lock, after `pid` was cleared).
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+
+    fn running<'a>(&self, state: &'a mut Option<Running>) -> Result<&'a mut Running, StartError> {
+        let alive = match state.as_mut() {
+            Some(r) => matches!(r.child.try_wait(), Ok(None)),
+            None => false,
+        };
+        if !alive {
+            if let Some(mut old) = state.take() {
+                let _ = old.child.kill();
+                let _ = old.child.wait();
+            }
+            *state = Some(self.start()?);
+        }
+        Ok(state.as_mut().expect("started above"))
+    }
+
+    fn start(&self) -> Result<Running, StartError> {
+        let fail = |summary: String| StartError {
+            kind: LoadErrorKind::Open,
+            summary,
+            detail: String::new(),
+            api_version: None,
+        };
+        let mut child = Command::new(&self.exe)
+            .arg(CHILD_SUBCOMMAND)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                fail(format!(
+                    "cannot start `{}` to run it isolated: {e}",
+                    self.exe.display()
+                ))
+            })?;
+        self.pid.store(child.id(), Ordering::SeqCst);
+        let source = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stderr = child.stderr.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                crate::plugin_log::emit_child_line(&source, &line);
+            }
+        });
+        let mut running = Running {
+            to: child.stdin.take().expect("piped"),
+            from: BufReader::new(child.stdout.take().expect("piped")),
+            child,
+            generation: self.generations.fetch_add(1, Ordering::SeqCst) + 1,
+            ready: Ready {
+                api_version: String::new(),
+                types: Vec::new(),
+                errors: Vec::new(),
+            },
+        };
+        let init = ToChild::Init(Init {
+            library: self.path.clone(),
+            allow_symlinks: self.policy.allow_symlinks,
+            pins: self.policy.pins.clone(),
+            require_pinned: self.policy.require_pinned,
+            max_log_level: crate::plugin_log::max_level(),
+        });
+        match self.exchange(&mut running, &init, None) {
+            Ok(FromChild::Ready(ready)) => {
+                running.ready = ready;
+                Ok(running)
+            }
+            Ok(FromChild::Refused {
+                kind,
+                summary,
+                detail,
+                api_version,
+            }) => Err(StartError {
+                kind: crate::plugins::kind_from_name(&kind),
+                summary,
+                detail,
+                api_version,
+            }),
+            Ok(_) => Err(fail("its process answered out of turn".into())),
+            Err(Failure::Crashed(how)) => Err(StartError {
+                kind: LoadErrorKind::InitFailed,
+                summary: format!("crashed the process that loaded it ({how})"),
+                detail: String::new(),
+                api_version: None,
+            }),
+            Err(Failure::Garbled(why)) => Err(fail(format!("its process answered garbage: {why}"))),
+            Err(Failure::Provider(e)) => Err(fail(e.message().to_owned())),
+        }
+    }
+
+    /// Sends `message` and reads frames until the answer, serving the child's service calls
+    /// with `services` meanwhile.
+    fn exchange(
+        &self,
+        running: &mut Running,
+        message: &ToChild,
+        services: Option<&dyn ServicesBackend>,
+    ) -> Result<FromChild, Failure> {
+        if write_frame(&mut running.to, message).is_err() {
+            return Err(self.died(running));
+        }
+        loop {
+            let frame: Option<FromChild> = match read_frame(&mut running.from) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    self.end(running);
+                    return Err(Failure::Garbled(e.to_string()));
+                }
+                Err(_) => None,
+            };
+            match frame {
+                None => return Err(self.died(running)),
+                Some(FromChild::Service(call)) => {
+                    let reply = serve_service(services, call);
+                    if write_frame(&mut running.to, &ToChild::Service(reply)).is_err() {
+                        return Err(self.died(running));
+                    }
+                }
+                Some(answer) => return Ok(answer),
+            }
+        }
+    }
+
+    /// Kills and reaps a child that broke the protocol.
+    fn end(&self, running: &mut Running) {
+        self.pid.store(0, Ordering::SeqCst);
+        let _ = running.child.kill();
+        let _ = running.child.wait();
+    }
+
+    /// How the child died (it closed its pipe): its exit status or signal.
+    fn died(&self, running: &mut Running) -> Failure {
+        // It closed stdout, so it is exiting; a child that closed it and goes on is killed.
+        let status = (0..200).find_map(|_| match running.child.try_wait() {
+            Ok(Some(s)) => Some(s),
+            _ => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                None
+            }
+        });
+        let status = match status {
+            Some(s) => s,
+            None => {
+                let _ = running.child.kill();
+                match running.child.wait() {
+                    Ok(s) => s,
+                    Err(e) => return Failure::Crashed(format!("its process was lost: {e}")),
+                }
+            }
+        };
+        self.pid.store(0, Ordering::SeqCst);
+        Failure::Crashed(describe_exit(status))
+    }
+
+    /// Runs `f` with the running child (starting one if needed), under the lock.
+    fn with_running<T>(
+        &self,
+        f: impl FnOnce(&Self, &mut Running) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let running = self
+            .running(&mut state)
+            .map_err(|e| Failure::Crashed(format!("its process could not start: {}", e.summary)))?;
+        f(self, running)
+    }
+
+    /// Display-only facts for a provider's configuration, from the child.
+    pub(crate) fn extra_info(
+        &self,
+        type_name: &str,
+        config: &Value,
+    ) -> Result<Map<String, Value>, Failure> {
+        let message = ToChild::ExtraInfo {
+            type_name: type_name.to_owned(),
+            config: config.clone(),
+        };
+        self.with_running(
+            |lib, running| match lib.exchange(running, &message, None)? {
+                FromChild::Info(info) => Ok(info),
+                FromChild::Failed(e) => Err(Failure::Provider(e.into())),
+                _ => Err(Failure::Garbled("an answer of the wrong kind".into())),
+            },
+        )
+    }
+}
+
+impl Drop for IsolatedLibrary {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut running) = state.take() {
+            // Closing its stdin ends the child's loop; it exits on its own.
+            drop(running.to);
+            let _ = running.child.wait();
+        }
+    }
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return match signal_name(sig) {
+                Some(name) => format!("signal {sig}, {name}"),
+                None => format!("signal {sig}"),
+            };
+        }
+    }
+    match status.code() {
+        Some(code) => format!("its process exited with status {code}"),
+        None => "its process ended".into(),
+    }
+}
+
+/// The names of the signals a crash ends with.
+#[cfg(unix)]
+fn signal_name(sig: i32) -> Option<&'static str> {
+    Some(match sig {
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        _ => return None,
+    })
+}
+
+fn serve_service(services: Option<&dyn ServicesBackend>, call: ServiceCall) -> ServiceReply {
+    let Some(s) = services else {
+        return ServiceReply::Failed(
+            qlam_plugin_api::Error::other("no host services outside a provider call").into(),
+        );
+    };
+    let result = match call {
+        ServiceCall::SecretLoad { key } => s.secret_load(&key).map(ServiceReply::Value),
+        ServiceCall::SecretStore { key, value } => {
+            s.secret_store(&key, &value).map(|()| ServiceReply::Done)
+        }
+        ServiceCall::SecretDelete { key } => s.secret_delete(&key).map(|()| ServiceReply::Done),
+        ServiceCall::Interact(request) => s.interact(&request).map(ServiceReply::Interaction),
+        ServiceCall::IsInteractive => Ok(ServiceReply::Bool(s.is_interactive())),
+        ServiceCall::Log { level, message } => {
+            s.log(LogLevel::from_code(level), &message);
+            Ok(ServiceReply::Done)
+        }
+    };
+    result.unwrap_or_else(|e| ServiceReply::Failed(e.into()))
+}
+
+/// A provider built in an isolated library's process.
+pub(crate) struct RemoteProvider {
+    library: Arc<IsolatedLibrary>,
+    request: BuildRequest,
+    services: Arc<dyn ServicesBackend>,
+    capabilities: Capabilities,
+    /// Its id in the child of this generation; a new child builds it again.
+    built: Mutex<(u64, u64)>,
+}
+
+impl RemoteProvider {
+    fn build_in(
+        library: &IsolatedLibrary,
+        running: &mut Running,
+        request: &BuildRequest,
+        services: &dyn ServicesBackend,
+    ) -> Result<(u64, Capabilities), Failure> {
+        match library.exchange(running, &ToChild::Build(request.clone()), Some(services))? {
+            FromChild::Built {
+                provider,
+                capabilities,
+            } => Ok((provider, Capabilities::from_bits(capabilities))),
+            FromChild::Failed(e) => Err(Failure::Provider(e.into())),
+            _ => Err(Failure::Garbled("an answer of the wrong kind".into())),
+        }
+    }
+
+    /// Builds a provider in the library's process.
+    pub(crate) fn build(
+        library: Arc<IsolatedLibrary>,
+        request: BuildRequest,
+        services: Arc<dyn ServicesBackend>,
+    ) -> Result<RemoteProvider, Failure> {
+        let (generation, id, capabilities) = library.with_running(|lib, running| {
+            let (id, caps) = Self::build_in(lib, running, &request, &*services)?;
+            Ok((running.generation, id, caps))
+        })?;
+        Ok(RemoteProvider {
+            library,
+            request,
+            services,
+            capabilities,
+            built: Mutex::new((generation, id)),
+        })
+    }
+
+    pub(crate) fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    /// Kills the library's process (a call missed its deadline).
+    pub(crate) fn kill(&self) {
+        self.library.kill()
+    }
+
+    /// Makes a call in the library's process, building the provider again first when the
+    /// process is a new one.
+    pub(crate) fn call(&self, op: Op) -> Result<Reply, Failure> {
+        self.library.with_running(|lib, running| {
+            let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+            if built.0 != running.generation {
+                let (id, _) = Self::build_in(lib, running, &self.request, &*self.services)?;
+                *built = (running.generation, id);
+            }
+            let message = ToChild::Call {
+                provider: built.1,
+                op,
+            };
+            match lib.exchange(running, &message, Some(&*self.services))? {
+                FromChild::Reply(reply) => Ok(reply),
+                FromChild::Failed(e) => Err(Failure::Provider(e.into())),
+                _ => Err(Failure::Garbled("an answer of the wrong kind".into())),
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The child's side
+
+/// The child's view of the host services: each call is a frame to the parent and a wait for
+/// its answer (the child serves one parent call at a time, so the answer is the next frame).
+struct ParentServices {
+    io: Arc<Mutex<ChildIo>>,
+}
+
+struct ChildIo {
+    input: BufReader<std::fs::File>,
+    output: std::fs::File,
+}
+
+impl ChildIo {
+    /// The protocol's pipes, moved off descriptors 0 and 1: the library's own code may print
+    /// (its output then goes to stderr, which the parent logs) or read stdin (it finds
+    /// /dev/null), and neither may corrupt a frame.
+    #[cfg(unix)]
+    fn take_standard_streams() -> std::io::Result<ChildIo> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: duplicating and replacing the process's own standard descriptors before any
+        // other thread uses them; every descriptor is checked.
+        unsafe {
+            let input = libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3);
+            let output = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
+            if input < 0 || output < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if null < 0 || libc::dup2(null, 0) < 0 || libc::dup2(2, 1) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(null);
+            Ok(ChildIo {
+                input: BufReader::new(std::fs::File::from_raw_fd(input)),
+                output: std::fs::File::from_raw_fd(output),
+            })
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn take_standard_streams() -> std::io::Result<ChildIo> {
+        Err(std::io::Error::other(
+            "isolated providers are not supported on this system yet",
+        ))
+    }
+}
+
+impl ParentServices {
+    fn ask(&self, call: ServiceCall) -> qlam_plugin_api::Result<ServiceReply> {
+        let mut io = self.io.lock().unwrap_or_else(|p| p.into_inner());
+        let lost = || qlam_plugin_api::Error::other("the host process is gone");
+        write_frame(&mut io.output, &FromChild::Service(call)).map_err(|_| lost())?;
+        match read_frame::<ToChild>(&mut io.input) {
+            Ok(Some(ToChild::Service(ServiceReply::Failed(e)))) => Err(e.into()),
+            Ok(Some(ToChild::Service(reply))) => Ok(reply),
+            _ => {
+                // The parent broke the protocol or went away: nothing sensible is left.
+                std::process::exit(3)
+            }
+        }
+    }
+}
+
+impl ServicesBackend for ParentServices {
+    fn secret_load(&self, key: &str) -> qlam_plugin_api::Result<Option<Secret<String>>> {
+        match self.ask(ServiceCall::SecretLoad { key: key.into() })? {
+            ServiceReply::Value(v) => Ok(v),
+            _ => Err(qlam_plugin_api::Error::other(
+                "unexpected answer from the host",
+            )),
+        }
+    }
+
+    fn secret_store(&self, key: &str, value: &Secret<String>) -> qlam_plugin_api::Result<()> {
+        self.ask(ServiceCall::SecretStore {
+            key: key.into(),
+            value: value.clone(),
+        })
+        .map(drop)
+    }
+
+    fn secret_delete(&self, key: &str) -> qlam_plugin_api::Result<()> {
+        self.ask(ServiceCall::SecretDelete { key: key.into() })
+            .map(drop)
+    }
+
+    fn interact(&self, request: &Interaction) -> qlam_plugin_api::Result<InteractionReply> {
+        match self.ask(ServiceCall::Interact(request.clone()))? {
+            ServiceReply::Interaction(r) => Ok(r),
+            _ => Err(qlam_plugin_api::Error::other(
+                "unexpected answer from the host",
+            )),
+        }
+    }
+
+    fn is_interactive(&self) -> bool {
+        matches!(
+            self.ask(ServiceCall::IsInteractive),
+            Ok(ServiceReply::Bool(true))
+        )
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        let _ = self.ask(ServiceCall::Log {
+            level: level.code(),
+            message: message.into(),
+        });
+    }
+}
+
+/// The child side of `isolation = "process"`: loads the library the parent names and serves
+/// its calls over stdin and stdout until the parent closes the pipe; answers the process exit
+/// code. `qlam` runs it as `qlam __isolated-plugin` ([`CHILD_SUBCOMMAND`]); a program that
+/// embeds the host and ships its own executable for isolated providers calls it when run so.
+pub fn serve() -> i32 {
+    let Ok(io) = ChildIo::take_standard_streams() else {
+        return 2;
+    };
+    let io = Arc::new(Mutex::new(io));
+    let send = |message: &FromChild| {
+        let mut io = io.lock().unwrap_or_else(|p| p.into_inner());
+        write_frame(&mut io.output, message).is_ok()
+    };
+    let receive = || {
+        let mut io = io.lock().unwrap_or_else(|p| p.into_inner());
+        read_frame::<ToChild>(&mut io.input)
+    };
+    let Ok(Some(ToChild::Init(init))) = receive() else {
+        return 2;
+    };
+    crate::plugin_log::forward_to_stderr(init.max_log_level);
+    let policy = TrustPolicy {
+        allow_symlinks: init.allow_symlinks,
+        pins: init.pins,
+        require_pinned: init.require_pinned,
+    };
+    let library = match crate::plugins::open_library(&init.library, &policy) {
+        Ok(l) => l,
+        Err(e) => {
+            send(&FromChild::Refused {
+                kind: crate::plugins::kind_name(e.kind).into(),
+                summary: e.summary,
+                detail: e.detail,
+                api_version: e.api_version,
+            });
+            return 0;
+        }
+    };
+    let mut errors: Vec<WireError> = library
+        .factory_errors
+        .into_iter()
+        .map(WireError::from)
+        .collect();
+    let mut types = Vec::new();
+    let mut factories: Vec<(String, FactoryHandle)> = Vec::new();
+    for (name, f) in library.factories {
+        match f
+            .description()
+            .and_then(|d| Ok((d, f.capabilities()?.bits())))
+        {
+            Ok((description, capabilities)) => {
+                types.push(TypeInfo {
+                    name: name.clone(),
+                    description,
+                    capabilities,
+                });
+                factories.push((name, f));
+            }
+            Err(e) => errors.push(e.into()),
+        }
+    }
+    if !send(&FromChild::Ready(Ready {
+        api_version: library.api_version,
+        types,
+        errors,
+    })) {
+        return 0;
+    }
+    let services: Arc<dyn ServicesBackend> = Arc::new(ParentServices { io: io.clone() });
+    let mut providers: Vec<ProviderHandle> = Vec::new();
+    let factory = |name: &str| {
+        factories
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| {
+                qlam_plugin_api::Error::configuration(format!(
+                    "the library does not provide type `{name}`"
+                ))
+            })
+    };
+    loop {
+        let answer = match receive() {
+            Ok(Some(ToChild::Build(request))) => match factory(&request.type_name).and_then(|f| {
+                f.build(
+                    &request.context,
+                    &request.provider,
+                    &request.config,
+                    services.clone(),
+                )
+            }) {
+                Ok(p) => {
+                    let capabilities = p.capabilities().bits();
+                    providers.push(p);
+                    FromChild::Built {
+                        provider: providers.len() as u64 - 1,
+                        capabilities,
+                    }
+                }
+                Err(e) => FromChild::Failed(e.into()),
+            },
+            Ok(Some(ToChild::ExtraInfo { type_name, config })) => {
+                match factory(&type_name).and_then(|f| f.extra_info(&config)) {
+                    Ok(info) => FromChild::Info(info),
+                    Err(e) => FromChild::Failed(e.into()),
+                }
+            }
+            Ok(Some(ToChild::Call { provider, op })) => match providers.get(provider as usize) {
+                Some(p) => match op.run(p) {
+                    Ok(reply) => FromChild::Reply(reply),
+                    Err(e) => FromChild::Failed(e.into()),
+                },
+                None => FromChild::Failed(
+                    qlam_plugin_api::Error::other("no such provider in this process").into(),
+                ),
+            },
+            // The parent closed the pipe: done.
+            Ok(None) => return 0,
+            Ok(Some(_)) | Err(_) => return 2,
+        };
+        if !send(&answer) {
+            return 0;
+        }
+    }
+}
