@@ -2,7 +2,10 @@
 # Benchmarks of qlam. Builds in release mode, then:
 #  1. criterion: headers() through the plugin ABI and through AuthClient (1 and 8 threads);
 #  2. process timing: loading and registering 100 plugin files (`qlam plugins list` with a
-#     folder of 100 copies of the token plugin) beside the same command without them.
+#     folder of 100 copies of the token plugin) beside the same command without them;
+#  3. process timing: `qlam auth headers` for a provider asked every time (an env token), in
+#     process and isolated (`isolation = "process"`: a child qlam per command), beside
+#     /bin/true.
 # Usage: bench/run.sh [--quick]     (--quick: short runs, for CI, so the benchmarks cannot rot)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,4 +68,27 @@ def t(args):
 a = t([qlam, "plugins", "list"]); b = t([qlam, "--plugin-dir", d, "plugins", "list"])
 print(f"bundled only: {a:.2f} ms median; plus 100 libraries: {b:.2f} ms median; per library: {(b-a)/100*1000:.0f} us")
 PY
+fi
+
+# 3. Isolation's price for a whole command: the provider is asked on every run (its answer is
+#    not reusable), in process and in a child process started by the command.
+cat > "$work/iso.toml" <<'TOML'
+[contexts.b]
+[[contexts.b.auth_providers]]
+name = "inproc"
+provider = "token"
+env = "QLAM_BENCH_TOKEN"
+[[contexts.b.auth_providers]]
+name = "isolated"
+provider = "token"
+env = "QLAM_BENCH_TOKEN"
+isolation = "process"
+TOML
+export QLAM_BENCH_TOKEN=bench-token
+"$qlam" --config "$work/iso.toml" auth headers isolated >/dev/null # warms the index
+if command -v hyperfine >/dev/null 2>&1; then
+  hyperfine -N --warmup 5 --runs $((runs * 3)) \
+    -n "/bin/true (floor)" "/bin/true" \
+    -n "auth headers, in process" "$qlam --config $work/iso.toml auth headers inproc" \
+    -n "auth headers, isolated" "$qlam --config $work/iso.toml auth headers isolated"
 fi

@@ -1,6 +1,6 @@
 //! In-process costs on the hot path: `headers()` through the plugin ABI, and through
 //! `AuthClient` with a reusable answer, on one thread and on eight, and with none (a provider
-//! call under a deadline every time).
+//! call under a deadline every time, in process and isolated in a child process).
 //!
 //! The plugin is the real `token` provider library, loaded through the stable ABI: build it
 //! first (`cargo build --release`), or point `QLAM_BENCH_PLUGIN_DIR` at a folder holding it.
@@ -67,7 +67,7 @@ fn bench(c: &mut Criterion) {
     // answer is served from memory, without a provider call.
     let store = tempfile::tempdir().unwrap();
     let config = Config::parse(
-        "[contexts.b]\n[[contexts.b.auth_providers]]\nname = \"t\"\nprovider = \"token\"\n[[contexts.b.auth_providers]]\nname = \"e\"\nprovider = \"token\"\nenv = \"QLAM_BENCH_TOKEN\"\n",
+        "[contexts.b]\n[[contexts.b.auth_providers]]\nname = \"t\"\nprovider = \"token\"\n[[contexts.b.auth_providers]]\nname = \"e\"\nprovider = \"token\"\nenv = \"QLAM_BENCH_TOKEN\"\n[[contexts.b.auth_providers]]\nname = \"iso\"\nprovider = \"token\"\nenv = \"QLAM_BENCH_TOKEN\"\nisolation = \"process\"\n",
         std::path::Path::new("/bench/config.toml"),
     )
     .unwrap();
@@ -77,6 +77,7 @@ fn bench(c: &mut Criterion) {
         .plugin_dir(plugin_dir())
         .config(config)
         .store_dir(store.path())
+        .isolation_executable(plugin_dir().join("qlam"))
         .build()
         .unwrap();
     client
@@ -94,6 +95,12 @@ fn bench(c: &mut Criterion) {
     // checked. Beside `abi/headers_token_plugin_env_source` (the same call without them).
     g.bench_function("headers_provider_called_each_time", |b| {
         b.iter(|| client.headers("e").unwrap())
+    });
+    // The same provider isolated (`isolation = "process"`): each call is a round trip to its
+    // child process over a pipe (the child is started by the first call, before measuring).
+    client.headers("iso").unwrap();
+    g.bench_function("headers_isolated_provider_round_trip", |b| {
+        b.iter(|| client.headers("iso").unwrap())
     });
     for threads in [1usize, 8] {
         g.throughput(Throughput::Elements(threads as u64));

@@ -225,10 +225,10 @@ impl AuthClientBuilder {
             .or(context.as_ref().and_then(|c| c.credential_store))
             .or(config.credential_store)
             .unwrap_or_default();
+        // Looked for only when plugins are loaded: the fast path never needs it.
         let isolation_exe = self
             .isolation_executable
-            .or_else(|| env("QLAM_EXE").map(PathBuf::from))
-            .or_else(find_qlam_executable);
+            .or_else(|| env("QLAM_EXE").map(PathBuf::from));
         Ok(AuthClient {
             isolation_exe,
             config,
@@ -390,7 +390,7 @@ impl Slot {
 
 /// The programmatic API: log in and out, list providers, get headers and tokens.
 pub struct AuthClient {
-    /// Runs isolated providers' libraries.
+    /// Runs isolated providers' libraries, when the builder or `$QLAM_EXE` named one.
     isolation_exe: Option<PathBuf>,
     config: Config,
     context: Option<ContextConfig>,
@@ -484,7 +484,7 @@ impl AuthClient {
             registry.set_load_timeout(t);
         }
         registry.set_isolation(crate::plugins::IsolationRules {
-            exe: self.isolation_exe.clone(),
+            exe: self.isolation_exe.clone().or_else(find_qlam_executable),
             libraries: self.config.isolated_plugins.clone(),
             default_process: self.config.default_isolation
                 == Some(crate::plugins::Isolation::Process),

@@ -196,7 +196,7 @@ impl ProviderType {
                         self.name
                     );
                     open_library_in_time(&lib.path, &lib.policy, lib.load_timeout)
-                        .map(|l| l.factories)
+                        .map(|opened| opened.library.factories)
                         .map_err(|(e, _)| e.to_string())
                 });
                 match loaded {
@@ -262,16 +262,39 @@ fn is_bundled(path: &Path) -> bool {
     }
 }
 
-/// [`open_library`] with a deadline: a library whose loading (its provider list, the names
-/// of its types) does not finish in time is refused; the `bool` says so (such a refusal is
-/// not remembered in the index: the next run tries again).
+/// A loaded library and, for each of its provider types, its description (escaped) and
+/// capabilities or why they could not be had.
+struct Opened {
+    library: qlam_plugin_api::ffi::LoadedLibrary,
+    described: Vec<std::result::Result<(String, Capabilities), String>>,
+}
+
+/// [`open_library`] and the description of every provider type, under one deadline (one
+/// hand-over to a worker thread per library, not one per call): a library that does not
+/// finish in time is refused; the `bool` says so (such a refusal is not remembered in the
+/// index: the next run tries again).
 fn open_library_in_time(
     path: &Path,
     policy: &crate::trust::TrustPolicy,
     limit: Duration,
-) -> std::result::Result<qlam_plugin_api::ffi::LoadedLibrary, (LoadError, bool)> {
+) -> std::result::Result<Opened, (LoadError, bool)> {
     let (p, pol) = (path.to_owned(), policy.clone());
-    match crate::boundary::loading(path, limit, move || open_library(&p, &pol)) {
+    let open = move || {
+        open_library(&p, &pol).map(|library| {
+            let described = library
+                .factories
+                .iter()
+                .map(|(_, f)| {
+                    f.description()
+                        .and_then(|d| Ok((d, f.capabilities()?)))
+                        .map(|(d, c)| (crate::boundary::validate::escape(&d).into_owned(), c))
+                        .map_err(|e| crate::boundary::registration_error(&e))
+                })
+                .collect();
+            Opened { library, described }
+        })
+    };
+    match crate::boundary::loading(path, limit, open) {
         // The loader's words can quote the library's own (its error, its type names).
         Some(r) => r.map_err(|mut e| {
             e.summary = crate::boundary::validate::escape(&e.summary).into_owned();
@@ -561,15 +584,20 @@ impl Registry {
                 existing.origin
             )));
         }
-        self.add(name, handle, Origin::InProcess)
+        let described =
+            BoundFactory::describe(handle, &name, self.load_timeout).map_err(|e| e.to_string());
+        self.add(name, handle, Origin::InProcess, described)
             .map_err(Error::plugin)
     }
 
+    /// Registers a provider type with its description (escaped) and capabilities, or the
+    /// reason they could not be had.
     fn add(
         &mut self,
         name: String,
         factory: FactoryHandle,
         origin: Origin,
+        described: std::result::Result<(String, Capabilities), String>,
     ) -> std::result::Result<(), String> {
         if let Some(why) = crate::boundary::validate::type_name_problem(&name) {
             return Err(format!(
@@ -585,8 +613,7 @@ impl Registry {
             });
             return Ok(());
         }
-        let (description, capabilities) =
-            BoundFactory::describe(factory, &name, self.load_timeout).map_err(|e| e.to_string())?;
+        let (description, capabilities) = described?;
         let (isolated, isolated_by_default) = self.isolation_of(&origin);
         self.types.insert(
             name.clone(),
@@ -777,44 +804,43 @@ impl Registry {
             }
         }
         match open_library_in_time(path, &self.policy, self.load_timeout) {
-            Ok(lib) => {
+            Ok(Opened {
+                library: lib,
+                described,
+            }) => {
                 let mut types = Vec::new();
                 let mut errors: Vec<String> = lib
                     .factory_errors
                     .iter()
                     .map(crate::boundary::registration_error)
                     .collect();
-                for (name, handle) in lib.factories {
-                    match self.add(name.clone(), handle, Origin::Library(path.to_owned())) {
-                        Ok(()) => {
-                            // As registered (a duplicate keeps the first type's entry, so
-                            // describe this one from its own factory), for the index.
-                            let (description, capabilities) = match self.types.get(&name) {
-                                Some(t) if t.origin == Origin::Library(path.to_owned()) => {
-                                    (t.description.clone(), t.capabilities)
-                                }
-                                _ => BoundFactory::describe(handle, &name, self.load_timeout)
-                                    .unwrap_or_default(),
-                            };
-                            types.push(IndexedType {
-                                name,
-                                description,
-                                capabilities: capabilities.bits(),
-                            });
-                        }
-                        Err(e) => errors.push(e),
+                for ((name, handle), described) in lib.factories.into_iter().zip(described) {
+                    let origin = Origin::Library(path.to_owned());
+                    match (
+                        self.add(name.clone(), handle, origin, described.clone()),
+                        described,
+                    ) {
+                        (Ok(()), Ok((description, capabilities))) => types.push(IndexedType {
+                            name,
+                            description,
+                            capabilities: capabilities.bits(),
+                        }),
+                        // A type that failed (a duplicate of a registered name is not
+                        // registered, and not described again, but its failure is shown).
+                        (Err(e), _) | (Ok(()), Err(e)) => errors.push(e),
                     }
                 }
                 self.loaded_paths.insert(path.to_owned());
                 let outcome = LibraryOutcome::Loaded {
-                    api_version: lib.api_version.clone(),
+                    api_version: crate::boundary::validate::escape(&lib.api_version).into_owned(),
                     provider_types: types.iter().map(|t| t.name.clone()).collect(),
                     errors: errors.clone(),
                 };
                 (
                     outcome,
                     Some(IndexedOutcome::Loaded {
-                        api_version: lib.api_version,
+                        api_version: crate::boundary::validate::escape(&lib.api_version)
+                            .into_owned(),
                         types,
                         errors,
                     }),
@@ -842,18 +868,26 @@ impl Registry {
         path: &Path,
         child: Arc<IsolatedLibrary>,
     ) -> (LibraryOutcome, Option<IndexedOutcome>) {
-        let c = child.clone();
-        let refused = |kind, summary: String, detail: String, api_version| LoadError {
-            path: path.to_owned(),
-            kind,
-            summary: crate::boundary::validate::escape(&summary).into_owned(),
-            detail: crate::boundary::validate::escape_lines(&detail),
-            api_version,
-        };
-        let ready = match crate::boundary::loading(path, self.load_timeout, move || c.discover()) {
-            Some(Ok(ready)) => ready,
-            Some(Err(e)) => {
-                let e = refused(e.kind, e.summary, e.detail, e.api_version);
+        let ready = match child.discover(self.load_timeout) {
+            Ok(ready) => ready,
+            Err(e) => {
+                let summary = if e.timed_out {
+                    format!(
+                        "did not finish loading within {} (in its own process, which was killed); it is not used",
+                        crate::boundary::show_duration(self.load_timeout)
+                    )
+                } else {
+                    crate::boundary::validate::escape(&e.summary).into_owned()
+                };
+                let e = LoadError {
+                    path: path.to_owned(),
+                    kind: e.kind,
+                    summary,
+                    detail: crate::boundary::validate::escape_lines(&e.detail),
+                    api_version: e.api_version,
+                };
+                // A crash or a hang while loading is tried again next time, like a refusal
+                // for ownership or permissions.
                 let indexed = (e.kind != LoadErrorKind::Untrusted
                     && e.kind != LoadErrorKind::InitFailed)
                     .then(|| IndexedOutcome::Refused {
@@ -863,19 +897,6 @@ impl Registry {
                         api_version: e.api_version.clone(),
                     });
                 return (LibraryOutcome::Refused(e), indexed);
-            }
-            None => {
-                child.kill();
-                let e = refused(
-                    LoadErrorKind::InitFailed,
-                    format!(
-                        "did not finish loading within {} (in its own process, which was killed); it is not used",
-                        crate::boundary::show_duration(self.load_timeout)
-                    ),
-                    String::new(),
-                    None,
-                );
-                return (LibraryOutcome::Refused(e), None);
             }
         };
         let mut errors: Vec<String> = ready
@@ -902,14 +923,14 @@ impl Registry {
             types.push(indexed);
         }
         let outcome = LibraryOutcome::Loaded {
-            api_version: ready.api_version.clone(),
+            api_version: crate::boundary::validate::escape(&ready.api_version).into_owned(),
             provider_types: types.iter().map(|t| t.name.clone()).collect(),
             errors: errors.clone(),
         };
         (
             outcome,
             Some(IndexedOutcome::Loaded {
-                api_version: ready.api_version,
+                api_version: crate::boundary::validate::escape(&ready.api_version).into_owned(),
                 types,
                 errors,
             }),

@@ -19,8 +19,9 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use qlam_plugin_api::ffi::{FactoryHandle, LoadErrorKind, ProviderHandle};
 use qlam_plugin_api::{
@@ -192,22 +193,60 @@ pub struct IsolatedLibrary {
     exe: PathBuf,
     policy: TrustPolicy,
     state: Mutex<Option<Running>>,
-    /// The running child's pid (0: none), to kill it without its lock, which the stuck call
-    /// holds.
-    pid: AtomicU32,
     generations: AtomicU64,
 }
 
 struct Running {
     child: Child,
     to: ChildStdin,
-    from: BufReader<ChildStdout>,
+    from: BufReader<DeadlineReader>,
     generation: u64,
     ready: Ready,
 }
 
+/// The child's stdout, read only until a deadline: each read first waits (`poll`) for data
+/// at most until then. The caller's own thread does the waiting, so an isolated call needs
+/// no hand-over to a worker thread to be bounded in time.
+struct DeadlineReader {
+    pipe: ChildStdout,
+    deadline: Instant,
+}
+
+impl Read for DeadlineReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        loop {
+            use std::os::fd::AsRawFd;
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            let mut fd = libc::pollfd {
+                fd: self.pipe.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd for a descriptor we own, for at most `ms`.
+            match unsafe { libc::poll(&mut fd, 1, ms) } {
+                0 => continue,
+                n if n > 0 => break,
+                _ => {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() != std::io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        self.pipe.read(buf)
+    }
+}
+
 /// Why an isolated library could not be started.
 pub(crate) struct StartError {
+    /// It did not answer in time (and was killed).
+    pub timed_out: bool,
     pub kind: LoadErrorKind,
     pub summary: String,
     pub detail: String,
@@ -231,32 +270,23 @@ impl IsolatedLibrary {
             exe: exe.to_owned(),
             policy: policy.clone(),
             state: Mutex::new(None),
-            pid: AtomicU32::new(0),
             generations: AtomicU64::new(0),
         })
     }
 
-    /// Starts the child (if it is not running) and answers what it found in the library.
-    pub(crate) fn discover(&self) -> Result<Ready, StartError> {
+    /// Starts the child (if it is not running) and answers what it found in the library,
+    /// within `limit` (the child is killed when it does not answer in time).
+    pub(crate) fn discover(&self, limit: Duration) -> Result<Ready, StartError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        self.running(&mut state).map(|r| r.ready.clone())
+        self.running(&mut state, Instant::now() + limit)
+            .map(|r| r.ready.clone())
     }
 
-    /// Kills the child, if one runs (a call missed its deadline).
-    pub(crate) fn kill(&self) {
-        let pid = self.pid.swap(0, Ordering::SeqCst);
-        if pid != 0 {
-            #[cfg(unix)]
-            // SAFETY: sending a signal to a process id we started; at worst it has exited and
-            // been reaped and the call fails (pids are not reused while we hold the Child,
-            // which is reaped only under the state lock, after `pid` was cleared).
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
-            }
-        }
-    }
-
-    fn running<'a>(&self, state: &'a mut Option<Running>) -> Result<&'a mut Running, StartError> {
+    fn running<'a>(
+        &self,
+        state: &'a mut Option<Running>,
+        deadline: Instant,
+    ) -> Result<&'a mut Running, StartError> {
         let alive = match state.as_mut() {
             Some(r) => matches!(r.child.try_wait(), Ok(None)),
             None => false,
@@ -266,13 +296,14 @@ impl IsolatedLibrary {
                 let _ = old.child.kill();
                 let _ = old.child.wait();
             }
-            *state = Some(self.start()?);
+            *state = Some(self.start(deadline)?);
         }
         Ok(state.as_mut().expect("started above"))
     }
 
-    fn start(&self) -> Result<Running, StartError> {
+    fn start(&self, deadline: Instant) -> Result<Running, StartError> {
         let fail = |summary: String| StartError {
+            timed_out: false,
             kind: LoadErrorKind::Open,
             summary,
             detail: String::new(),
@@ -290,7 +321,6 @@ impl IsolatedLibrary {
                     self.exe.display()
                 ))
             })?;
-        self.pid.store(child.id(), Ordering::SeqCst);
         let source = self
             .path
             .file_name()
@@ -305,7 +335,10 @@ impl IsolatedLibrary {
         });
         let mut running = Running {
             to: child.stdin.take().expect("piped"),
-            from: BufReader::new(child.stdout.take().expect("piped")),
+            from: BufReader::new(DeadlineReader {
+                pipe: child.stdout.take().expect("piped"),
+                deadline,
+            }),
             child,
             generation: self.generations.fetch_add(1, Ordering::SeqCst) + 1,
             ready: Ready {
@@ -321,7 +354,7 @@ impl IsolatedLibrary {
             require_pinned: self.policy.require_pinned,
             max_log_level: crate::plugin_log::max_level(),
         });
-        match self.exchange(&mut running, &init, None) {
+        match self.exchange(&mut running, &init, None, deadline) {
             Ok(FromChild::Ready(ready)) => {
                 running.ready = ready;
                 Ok(running)
@@ -332,6 +365,7 @@ impl IsolatedLibrary {
                 detail,
                 api_version,
             }) => Err(StartError {
+                timed_out: false,
                 kind: crate::plugins::kind_from_name(&kind),
                 summary,
                 detail,
@@ -339,8 +373,17 @@ impl IsolatedLibrary {
             }),
             Ok(_) => Err(fail("its process answered out of turn".into())),
             Err(Failure::Crashed(how)) => Err(StartError {
+                timed_out: false,
                 kind: LoadErrorKind::InitFailed,
                 summary: format!("crashed the process that loaded it ({how})"),
+                detail: String::new(),
+                api_version: None,
+            }),
+            Err(Failure::TimedOut) => Err(StartError {
+                timed_out: true,
+                kind: LoadErrorKind::InitFailed,
+                summary: "did not finish loading in time (in its own process, which was killed)"
+                    .into(),
                 detail: String::new(),
                 api_version: None,
             }),
@@ -350,19 +393,25 @@ impl IsolatedLibrary {
     }
 
     /// Sends `message` and reads frames until the answer, serving the child's service calls
-    /// with `services` meanwhile.
+    /// with `services` meanwhile; a child that has not answered by `deadline` is killed.
     fn exchange(
         &self,
         running: &mut Running,
         message: &ToChild,
         services: Option<&dyn ServicesBackend>,
+        deadline: Instant,
     ) -> Result<FromChild, Failure> {
+        running.from.get_mut().deadline = deadline;
         if write_frame(&mut running.to, message).is_err() {
             return Err(self.died(running));
         }
         loop {
             let frame: Option<FromChild> = match read_frame(&mut running.from) {
                 Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    self.end(running);
+                    return Err(Failure::TimedOut);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                     self.end(running);
                     return Err(Failure::Garbled(e.to_string()));
@@ -382,9 +431,8 @@ impl IsolatedLibrary {
         }
     }
 
-    /// Kills and reaps a child that broke the protocol.
+    /// Kills and reaps a child that broke the protocol or missed its deadline.
     fn end(&self, running: &mut Running) {
-        self.pid.store(0, Ordering::SeqCst);
         let _ = running.child.kill();
         let _ = running.child.wait();
     }
@@ -409,18 +457,18 @@ impl IsolatedLibrary {
                 }
             }
         };
-        self.pid.store(0, Ordering::SeqCst);
         Failure::Crashed(describe_exit(status))
     }
 
     /// Runs `f` with the running child (starting one if needed), under the lock.
     fn with_running<T>(
         &self,
+        deadline: Instant,
         f: impl FnOnce(&Self, &mut Running) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let running = self
-            .running(&mut state)
+            .running(&mut state, deadline)
             .map_err(|e| Failure::Crashed(format!("its process could not start: {}", e.summary)))?;
         f(self, running)
     }
@@ -430,18 +478,19 @@ impl IsolatedLibrary {
         &self,
         type_name: &str,
         config: &Value,
+        deadline: Instant,
     ) -> Result<Map<String, Value>, Failure> {
         let message = ToChild::ExtraInfo {
             type_name: type_name.to_owned(),
             config: config.clone(),
         };
-        self.with_running(
-            |lib, running| match lib.exchange(running, &message, None)? {
+        self.with_running(deadline, |lib, running| {
+            match lib.exchange(running, &message, None, deadline)? {
                 FromChild::Info(info) => Ok(info),
                 FromChild::Failed(e) => Err(Failure::Provider(e.into())),
                 _ => Err(Failure::Garbled("an answer of the wrong kind".into())),
-            },
-        )
+            }
+        })
     }
 }
 
@@ -528,8 +577,10 @@ impl RemoteProvider {
         running: &mut Running,
         request: &BuildRequest,
         services: &dyn ServicesBackend,
+        deadline: Instant,
     ) -> Result<(u64, Capabilities), Failure> {
-        match library.exchange(running, &ToChild::Build(request.clone()), Some(services))? {
+        let message = ToChild::Build(request.clone());
+        match library.exchange(running, &message, Some(services), deadline)? {
             FromChild::Built {
                 provider,
                 capabilities,
@@ -544,9 +595,10 @@ impl RemoteProvider {
         library: Arc<IsolatedLibrary>,
         request: BuildRequest,
         services: Arc<dyn ServicesBackend>,
+        deadline: Instant,
     ) -> Result<RemoteProvider, Failure> {
-        let (generation, id, capabilities) = library.with_running(|lib, running| {
-            let (id, caps) = Self::build_in(lib, running, &request, &*services)?;
+        let (generation, id, capabilities) = library.with_running(deadline, |lib, running| {
+            let (id, caps) = Self::build_in(lib, running, &request, &*services, deadline)?;
             Ok((running.generation, id, caps))
         })?;
         Ok(RemoteProvider {
@@ -562,25 +614,21 @@ impl RemoteProvider {
         self.capabilities
     }
 
-    /// Kills the library's process (a call missed its deadline).
-    pub(crate) fn kill(&self) {
-        self.library.kill()
-    }
-
     /// Makes a call in the library's process, building the provider again first when the
-    /// process is a new one.
-    pub(crate) fn call(&self, op: Op) -> Result<Reply, Failure> {
-        self.library.with_running(|lib, running| {
+    /// process is a new one; the process is killed if it has not answered by `deadline`.
+    pub(crate) fn call(&self, op: Op, deadline: Instant) -> Result<Reply, Failure> {
+        self.library.with_running(deadline, |lib, running| {
             let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
             if built.0 != running.generation {
-                let (id, _) = Self::build_in(lib, running, &self.request, &*self.services)?;
+                let (id, _) =
+                    Self::build_in(lib, running, &self.request, &*self.services, deadline)?;
                 *built = (running.generation, id);
             }
             let message = ToChild::Call {
                 provider: built.1,
                 op,
             };
-            match lib.exchange(running, &message, Some(&*self.services))? {
+            match lib.exchange(running, &message, Some(&*self.services), deadline)? {
                 FromChild::Reply(reply) => Ok(reply),
                 FromChild::Failed(e) => Err(Failure::Provider(e.into())),
                 _ => Err(Failure::Garbled("an answer of the wrong kind".into())),

@@ -17,7 +17,7 @@ mod ops;
 pub(crate) mod validate;
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use qlam_plugin_api::ffi::{FactoryHandle, ProviderHandle};
 use qlam_plugin_api::{
@@ -79,6 +79,8 @@ pub(crate) enum Failure {
     Crashed(String),
     /// An isolated provider's process answered something that is not the protocol.
     Garbled(String),
+    /// An isolated provider's process did not answer by the deadline (it was killed).
+    TimedOut,
 }
 
 impl From<qlam_plugin_api::Error> for Failure {
@@ -88,7 +90,8 @@ impl From<qlam_plugin_api::Error> for Failure {
 }
 
 impl Callee {
-    /// Runs `f` with a deadline and turns its failure into a host error.
+    /// Runs `f` (code of this process's plugins) on a worker thread with a deadline and
+    /// turns its failure into a host error.
     fn call<T: Send + 'static>(
         &self,
         call: &'static str,
@@ -97,13 +100,41 @@ impl Callee {
     ) -> std::result::Result<T, CallError> {
         let _in_call = exit_watch::InCall::new(self.to_string(), call);
         match deadline::run(limit, f) {
-            Some(Ok(v)) => Ok(v),
-            Some(Err(e)) => Err(CallError::Failed(self.error(call, e))),
-            None => Err(CallError::TimedOut(Error::new(
-                ErrorKind::Timeout,
-                format!("{self} did not answer `{call}` within {}", secs(limit)),
-            ))),
+            Some(r) => self.outcome(call, limit, r),
+            None => Err(self.timed_out(call, limit)),
         }
+    }
+
+    /// Runs `f` (a call into a child process, which keeps the deadline it is given itself)
+    /// on this thread and turns its failure into a host error.
+    fn call_isolated<T>(
+        &self,
+        call: &'static str,
+        limit: Duration,
+        f: impl FnOnce(Instant) -> std::result::Result<T, Failure>,
+    ) -> std::result::Result<T, CallError> {
+        let r = f(Instant::now() + limit);
+        self.outcome(call, limit, r)
+    }
+
+    fn outcome<T>(
+        &self,
+        call: &str,
+        limit: Duration,
+        r: std::result::Result<T, Failure>,
+    ) -> std::result::Result<T, CallError> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(Failure::TimedOut) => Err(self.timed_out(call, limit)),
+            Err(e) => Err(CallError::Failed(self.error(call, e))),
+        }
+    }
+
+    fn timed_out(&self, call: &str, limit: Duration) -> CallError {
+        CallError::TimedOut(Error::new(
+            ErrorKind::Timeout,
+            format!("{self} did not answer `{call}` within {}", secs(limit)),
+        ))
     }
 
     /// A failure as the host shows it: a panic without its message (which goes to the debug
@@ -131,6 +162,10 @@ impl Callee {
             Failure::Garbled(why) => Error::new(
                 ErrorKind::InvalidAnswer,
                 format!("{self} gave an answer qlam cannot read to `{call}`: {why}"),
+            ),
+            Failure::TimedOut => Error::new(
+                ErrorKind::Timeout,
+                format!("{self} did not answer `{call}` in time"),
             ),
         }
     }
@@ -205,19 +240,13 @@ impl BoundProvider {
                 self.callee
                     .call(call, limit, move || op.run(&handle).map_err(Failure::from))
             }
-            Backend::Isolated(remote) => {
-                let remote = remote.clone();
-                self.callee.call(call, limit, move || remote.call(op))
-            }
+            Backend::Isolated(remote) => self
+                .callee
+                .call_isolated(call, limit, |deadline| remote.call(op, deadline)),
         };
         result.map_err(|e| {
-            if let CallError::TimedOut(_) = e {
-                match &self.backend {
-                    Backend::InProcess(_) => {
-                        let _ = self.stuck.set((call, limit));
-                    }
-                    Backend::Isolated(remote) => remote.kill(),
-                }
+            if let (CallError::TimedOut(_), Backend::InProcess(_)) = (&e, &self.backend) {
+                let _ = self.stuck.set((call, limit));
             }
             e.into()
         })
@@ -329,27 +358,6 @@ impl BoundFactory<'_> {
         Callee::Type(self.type_name.to_owned())
     }
 
-    /// Runs `f` on an isolated library with a deadline, killing its process when missed.
-    fn isolated_call<T: Send + 'static>(
-        &self,
-        call: &'static str,
-        limit: Duration,
-        library: &Arc<isolated::IsolatedLibrary>,
-        f: impl FnOnce(Arc<isolated::IsolatedLibrary>) -> std::result::Result<T, Failure>
-            + Send
-            + 'static,
-    ) -> Result<T> {
-        let lib = library.clone();
-        self.callee()
-            .call(call, limit, move || f(lib))
-            .map_err(|e| {
-                if let CallError::TimedOut(_) = e {
-                    library.kill();
-                }
-                e.into()
-            })
-    }
-
     /// Builds provider `provider_name` of context `context_name`.
     pub(crate) fn build(
         &self,
@@ -382,9 +390,16 @@ impl BoundFactory<'_> {
                 (Backend::InProcess(Arc::new(handle)), capabilities)
             }
             FactoryRef::Isolated(library) => {
-                let remote = self.isolated_call("build", limits.call, library, move |lib| {
-                    isolated::RemoteProvider::build(lib, request, services)
-                })?;
+                let remote = self
+                    .callee()
+                    .call_isolated("build", limits.call, |deadline| {
+                        isolated::RemoteProvider::build(
+                            library.clone(),
+                            request,
+                            services,
+                            deadline,
+                        )
+                    })?;
                 let capabilities = remote.capabilities();
                 (Backend::Isolated(Arc::new(remote)), capabilities)
             }
@@ -409,10 +424,10 @@ impl BoundFactory<'_> {
                 })?
             }
             FactoryRef::Isolated(library) => {
-                let type_name = self.type_name.to_owned();
-                self.isolated_call("extra_info", limit, library, move |lib| {
-                    lib.extra_info(&type_name, &config)
-                })?
+                self.callee()
+                    .call_isolated("extra_info", limit, |deadline| {
+                        library.extra_info(self.type_name, &config, deadline)
+                    })?
             }
         };
         Ok(validate::escape_object(info))
