@@ -16,9 +16,15 @@ use crate::util::{fixture, install, lib_name, Home, Run};
 const PANIC_CANARY: &str = "canary-panic-7Qz9";
 const SECRET_CANARY: &str = "canary-secret-7Qz9";
 
-/// A home with the hostile library in a plugin folder and a config of hostile providers:
-/// `(name, misbehave, in)`, each followed by `extra` lines.
-fn setup(providers: &[(&str, &str, &str)], extra: &str) -> (Home, PathBuf) {
+/// A home with the hostile library in a plugin folder and a config whose top has `top`
+/// lines, then hostile providers `(name, misbehave, in)` and a well-behaved `good`, each
+/// with the lines `each` (`isolation = "process"`…), then `tail`.
+pub(crate) fn hostile_home(
+    providers: &[(&str, &str, &str)],
+    top: &str,
+    each: &str,
+    tail: &str,
+) -> (Home, PathBuf) {
     let home = Home::new();
     let dir = home.path().join("plugins");
     install(
@@ -26,24 +32,30 @@ fn setup(providers: &[(&str, &str, &str)], extra: &str) -> (Home, PathBuf) {
         &dir,
         &lib_name("qlam-fixture-hostile"),
     );
-    let mut config = format!("current_context = \"c\"\n{extra}\n[contexts.c]\n");
-    for (name, misbehave, call) in providers {
+    let mut config = format!("current_context = \"c\"\n{top}\n[contexts.c]\n");
+    let good = [("good", "none", "headers")];
+    for (name, misbehave, call) in providers.iter().chain(&good) {
         config.push_str(&format!(
-            "[[contexts.c.auth_providers]]\nname = \"{name}\"\nprovider = \"hostile\"\nmisbehave = \"{misbehave}\"\nin = \"{call}\"\n"
+            "[[contexts.c.auth_providers]]\nname = \"{name}\"\nprovider = \"hostile\"\nmisbehave = \"{misbehave}\"\nin = \"{call}\"\n{each}"
         ));
     }
-    config.push_str(
-        "[[contexts.c.auth_providers]]\nname = \"good\"\nprovider = \"hostile\"\n[contexts.c.hosts]\n\"ok.example.com\" = \"good\"\n",
-    );
-    if providers.iter().any(|(name, _, _)| *name == "tok-lf") {
-        config.push_str("\"git.example.com\" = \"tok-lf\"\n");
-    }
+    config.push_str(tail);
     home.write_config(&config);
     (home, dir)
 }
 
+/// [`hostile_home`] in process, with git routes: `ok.example.com` to `good`, and
+/// `git.example.com` to `tok-lf` when there is one.
+fn setup(providers: &[(&str, &str, &str)], top: &str) -> (Home, PathBuf) {
+    let mut hosts = "[contexts.c.hosts]\n\"ok.example.com\" = \"good\"\n".to_owned();
+    if providers.iter().any(|(name, _, _)| *name == "tok-lf") {
+        hosts.push_str("\"git.example.com\" = \"tok-lf\"\n");
+    }
+    hostile_home(providers, top, "", &hosts)
+}
+
 /// `qlam --plugin-dir DIR ARGS…`, bounded in time.
-fn qlam(home: &Home, dir: &Path, args: &[&str]) -> Run {
+pub(crate) fn qlam(home: &Home, dir: &Path, args: &[&str]) -> Run {
     let mut cmd = home.qlam();
     cmd.arg("--plugin-dir").arg(dir).args(args);
     crate::util::run_bounded(&mut cmd)
@@ -502,6 +514,20 @@ fn a_library_that_hangs_while_loading_is_refused_and_the_others_load() {
         "the bundled plugins load:\n{}",
         r.stdout
     );
+    // Isolated, its process is killed at the deadline.
+    home.write_config("call_timeout_secs = 1\ndefault_isolation = \"process\"\n");
+    let r = qlam(&home, &dir, &["plugins", "list"]);
+    r.ok();
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("failed")
+            && l.contains("hang_loader")
+            && l.contains(
+                "did not finish loading within 1 s (in its own process, which was killed)"
+            )),
+        "{}",
+        r.stdout
+    );
+    home.write_config("call_timeout_secs = 1\n");
     // Installing it: the checking child is killed at the deadline, nothing is left behind.
     let r = crate::util::run_bounded(home.qlam().args([
         "plugins",

@@ -64,6 +64,7 @@ fn install_checks_copies_and_pins_and_remove_undoes_it() {
         serde_json::json!({
             "path": dest, "source": src, "sha256": sha256_of(&src), "provider_types": ["token"],
             "api_version": qlam_plugin_api::API_VERSION, "replaced": false, "pinned": false,
+            "isolated": false,
         })
     );
     assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&src).unwrap());

@@ -7,35 +7,26 @@ use std::path::PathBuf;
 
 use qlam_host::{AuthClient, ErrorKind};
 
-use crate::util::{artifacts, fixture, install, lib_name, run_with_stdin, Home, Run};
+use crate::hostile::qlam;
+use crate::util::{artifacts, lib_name, run_with_stdin, Home};
 
-/// A home whose plugin folder holds the hostile library, and a config of isolated hostile
-/// providers `(name, misbehave, in)` plus a well-behaved isolated `good`.
-fn setup(providers: &[(&str, &str, &str)], extra: &str) -> (Home, PathBuf) {
-    let home = Home::new();
-    let dir = home.path().join("plugins");
-    install(
-        &fixture("qlam-fixture-hostile"),
-        &dir,
-        &lib_name("qlam-fixture-hostile"),
-    );
-    let mut config = format!("current_context = \"c\"\n{extra}\n[contexts.c]\n");
-    for (name, misbehave, call) in providers {
-        config.push_str(&format!(
-            "[[contexts.c.auth_providers]]\nname = \"{name}\"\nprovider = \"hostile\"\nmisbehave = \"{misbehave}\"\nin = \"{call}\"\nisolation = \"process\"\n"
-        ));
-    }
-    config.push_str(
-        "[[contexts.c.auth_providers]]\nname = \"good\"\nprovider = \"hostile\"\nisolation = \"process\"\n",
-    );
-    home.write_config(&config);
-    (home, dir)
+/// Hostile providers `(name, misbehave, in)` and a well-behaved `good`, all isolated.
+fn setup(providers: &[(&str, &str, &str)], top: &str) -> (Home, PathBuf) {
+    crate::hostile::hostile_home(providers, top, "isolation = \"process\"\n", "")
 }
 
-fn qlam(home: &Home, dir: &std::path::Path, args: &[&str]) -> Run {
-    let mut cmd = home.qlam();
-    cmd.arg("--plugin-dir").arg(dir).args(args);
-    crate::util::run_bounded(&mut cmd)
+/// An `AuthClient` on the home's config, its isolated providers run by the test build's qlam.
+fn client(home: &Home, dir: &std::path::Path) -> AuthClient {
+    AuthClient::builder()
+        .config_file(home.config_path())
+        .ignore_environment()
+        .no_default_plugin_dirs()
+        .no_plugin_index()
+        .plugin_dir(dir)
+        .store_dir(home.store_dir())
+        .isolation_executable(artifacts().bare_dir.join("qlam"))
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -161,17 +152,7 @@ fn isolated_answers_are_checked_and_panics_reported_like_in_process_ones() {
 #[test]
 fn a_missed_deadline_kills_the_child_and_the_next_call_gets_a_new_one() {
     let (home, dir) = setup(&[("stuck", "hang", "headers")], "call_timeout_secs = 1");
-    let config = home.config_path();
-    let client = AuthClient::builder()
-        .config_file(&config)
-        .ignore_environment()
-        .no_default_plugin_dirs()
-        .no_plugin_index()
-        .plugin_dir(&dir)
-        .store_dir(home.store_dir())
-        .isolation_executable(artifacts().bare_dir.join("qlam"))
-        .build()
-        .unwrap();
+    let client = client(&home, &dir);
     assert_eq!(
         client.headers("good").unwrap().headers[0].0,
         "X-Hostile",
@@ -196,16 +177,7 @@ fn a_missed_deadline_kills_the_child_and_the_next_call_gets_a_new_one() {
 #[test]
 fn the_sdk_gets_a_crash_as_an_error_of_its_own_kind() {
     let (home, dir) = setup(&[("dies", "abort", "token")], "");
-    let client = AuthClient::builder()
-        .config_file(home.config_path())
-        .ignore_environment()
-        .no_default_plugin_dirs()
-        .no_plugin_index()
-        .plugin_dir(&dir)
-        .store_dir(home.store_dir())
-        .isolation_executable(artifacts().bare_dir.join("qlam"))
-        .build()
-        .unwrap();
+    let client = client(&home, &dir);
     let e = client.token("dies").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Crashed, "{e}");
     assert_eq!(
@@ -316,30 +288,4 @@ fn plugins_install_isolate_records_the_library_in_isolated_plugins() {
         .ok();
     let text = std::fs::read_to_string(home.config_path()).unwrap();
     assert!(!text.contains(installed.to_str().unwrap()), "{text}");
-}
-
-#[test]
-fn a_library_that_hangs_while_loading_in_its_process_is_killed_at_the_deadline() {
-    let home = Home::new();
-    let dir = home.path().join("plugins");
-    install(
-        &fixture("qlam-fixture-hang-loader"),
-        &dir,
-        &lib_name("qlam-fixture-hang-loader"),
-    );
-    home.write_config("call_timeout_secs = 1\ndefault_isolation = \"process\"\n");
-    let r = qlam(&home, &dir, &["plugins", "list"]);
-    r.ok();
-    let line = r
-        .stdout
-        .lines()
-        .find(|l| l.contains("hang_loader"))
-        .unwrap_or_else(|| panic!("{}", r.stdout));
-    assert!(
-        line.starts_with("failed")
-            && line.contains(
-                "did not finish loading within 1 s (in its own process, which was killed)"
-            ),
-        "{line}"
-    );
 }

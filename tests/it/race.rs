@@ -117,19 +117,24 @@ fn sixteen_processes_and_sixteen_threads_make_one_refresh() {
 
 #[test]
 fn without_the_lock_the_same_test_catches_the_race() {
-    let o = race(true);
-    assert!(
-        o.refresh_requests > 1 || !o.later_refresh_works || !o.failures.is_empty(),
-        "without cross-process locks the race must show: {} refresh requests, later refresh works: {}",
-        o.refresh_requests,
-        o.later_refresh_works
-    );
-    eprintln!(
-        "without locks: {} refresh requests, {} failures, later refresh works: {}",
-        o.refresh_requests,
-        o.failures.len(),
-        o.later_refresh_works
-    );
+    // The control. Whether 16 processes overlap depends on scheduling: on a loaded 2-core
+    // machine they can start one after another, each finding the previous one's tokens. So
+    // up to three tries; one that shows the race proves the test above can fail.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let o = race(true);
+        seen.push(format!(
+            "{} refresh requests, {} failures, later refresh works: {}",
+            o.refresh_requests,
+            o.failures.len(),
+            o.later_refresh_works
+        ));
+        if o.refresh_requests > 1 || !o.later_refresh_works || !o.failures.is_empty() {
+            eprintln!("without locks: {}", seen.last().unwrap());
+            return;
+        }
+    }
+    panic!("without cross-process locks the race must show; three tries saw: {seen:#?}");
 }
 
 #[test]

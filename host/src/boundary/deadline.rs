@@ -12,7 +12,11 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-type Job = Box<dyn FnOnce() + Send>;
+/// Work for a worker: it runs, then answers how to hand its result over. The worker lists
+/// itself as idle *before* handing the result over, so that a caller making its next call at
+/// once finds it (instead of starting a second thread).
+type Job = Box<dyn FnOnce() -> Deliver + Send>;
+type Deliver = Box<dyn FnOnce() + Send>;
 
 /// Idle workers, each waiting on its own channel.
 static IDLE: Mutex<Vec<Sender<Job>>> = Mutex::new(Vec::new());
@@ -42,17 +46,35 @@ fn spin_recv<T>(rx: &Receiver<T>) -> Option<Result<T, ()>> {
 /// on one (an HTTP client and a TLS handshake are deep).
 const STACK_SIZE: usize = 8 * 1024 * 1024;
 
+/// How the caller waits for the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Look for it without sleeping for up to [`SPIN`] first: for calls that are often
+    /// quicker than a wake-up (a provider answering from memory).
+    Spin,
+    /// Sleep at once: for work that takes longer than a wake-up anyway (loading a library).
+    Sleep,
+}
+
 /// Runs `f` on a worker thread; `None` when it has not answered within `limit` (it goes on
 /// running, unobserved). A panic in `f` is resumed on the caller's thread.
 pub(crate) fn run<T: Send + 'static>(
     limit: Duration,
+    wait: Wait,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
     let (tx, rx) = mpsc::sync_channel(1);
     dispatch(Box::new(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
+        let result = catch_unwind(AssertUnwindSafe(f));
+        Box::new(move || {
+            let _ = tx.send(result);
+        })
     }));
-    let answer = match spin_recv(&rx) {
+    let spun = match wait {
+        Wait::Spin => spin_recv(&rx),
+        Wait::Sleep => None,
+    };
+    let answer = match spun {
         Some(Ok(a)) => Ok(a),
         _ => rx.recv_timeout(limit),
     };
@@ -86,13 +108,18 @@ fn spawn_worker(first: Job) {
         .spawn(move || {
             let mut job = first;
             loop {
-                job();
-                {
+                let deliver = job();
+                let listed = {
                     let mut idle = IDLE.lock().unwrap_or_else(|p| p.into_inner());
-                    if idle.len() >= MAX_IDLE {
-                        return;
+                    let room = idle.len() < MAX_IDLE;
+                    if room {
+                        idle.push(tx.clone());
                     }
-                    idle.push(tx.clone());
+                    room
+                };
+                deliver();
+                if !listed {
+                    return;
                 }
                 match spin_recv(&rx) {
                     Some(Ok(next)) => job = next,
@@ -116,10 +143,16 @@ mod tests {
 
     #[test]
     fn answers_in_time_are_returned() {
-        assert_eq!(run(Duration::from_secs(10), || 7), Some(7));
+        assert_eq!(run(Duration::from_secs(10), Wait::Spin, || 7), Some(7));
         // A worker is reused for the next call.
-        let first = run(Duration::from_secs(10), || std::thread::current().id()).unwrap();
-        let second = run(Duration::from_secs(10), || std::thread::current().id()).unwrap();
+        let first = run(Duration::from_secs(10), Wait::Spin, || {
+            std::thread::current().id()
+        })
+        .unwrap();
+        let second = run(Duration::from_secs(10), Wait::Spin, || {
+            std::thread::current().id()
+        })
+        .unwrap();
         assert_eq!(first, second);
     }
 
@@ -127,17 +160,20 @@ mod tests {
     fn a_call_that_never_answers_misses_its_deadline() {
         let (_keep, stuck) = mpsc::channel::<()>();
         let stuck = Mutex::new(stuck);
-        let r = run(Duration::from_millis(50), move || {
+        let r = run(Duration::from_millis(50), Wait::Sleep, move || {
             let _ = stuck.lock().unwrap().recv();
         });
         assert_eq!(r, None);
         // Others still get their answers.
-        assert_eq!(run(Duration::from_secs(10), || "ok"), Some("ok"));
+        assert_eq!(
+            run(Duration::from_secs(10), Wait::Spin, || "ok"),
+            Some("ok")
+        );
     }
 
     #[test]
     fn a_panic_reaches_the_caller() {
-        let r = catch_unwind(|| run(Duration::from_secs(10), || panic!("host bug")));
+        let r = catch_unwind(|| run(Duration::from_secs(10), Wait::Spin, || panic!("host bug")));
         assert!(r.is_err());
     }
 }

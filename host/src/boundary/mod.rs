@@ -99,7 +99,7 @@ impl Callee {
         f: impl FnOnce() -> std::result::Result<T, Failure> + Send + 'static,
     ) -> std::result::Result<T, CallError> {
         let _in_call = exit_watch::InCall::new(self.to_string(), call);
-        match deadline::run(limit, f) {
+        match deadline::run(limit, deadline::Wait::Spin, f) {
             Some(r) => self.outcome(call, limit, r),
             None => Err(self.timed_out(call, limit)),
         }
@@ -487,7 +487,7 @@ pub(crate) fn loading<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
     let _in_call = exit_watch::InCall::new(format!("plugin `{}`", path.display()), "loading");
-    deadline::run(limit, f)
+    deadline::run(limit, deadline::Wait::Sleep, f)
 }
 
 /// `30 s`, `1.5 s`: a deadline in messages.
