@@ -68,9 +68,18 @@ fn read_frame<T: DeserializeOwned>(r: &mut impl Read) -> std::io::Result<Option<
     }
     let mut bytes = vec![0u8; len];
     r.read_exact(&mut bytes)?;
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        // serde's message can quote the input, which may hold a secret: position only.
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "a message that does not parse ({:?} error at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
+        )
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -926,5 +935,58 @@ pub fn serve() -> i32 {
         if !send(&answer) {
             return 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_in_one_write() {
+        struct Writes(Vec<Vec<u8>>);
+        impl Write for Writes {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.push(b.to_vec());
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = Writes(Vec::new());
+        write_frame(
+            &mut w,
+            &ToChild::Call {
+                provider: 3,
+                op: Op::Token,
+            },
+        )
+        .unwrap();
+        assert_eq!(w.0.len(), 1, "one write per frame");
+        let back: Option<ToChild> = read_frame(&mut &w.0[0][..]).unwrap();
+        assert!(matches!(
+            back,
+            Some(ToChild::Call {
+                provider: 3,
+                op: Op::Token
+            })
+        ));
+        let none: Option<ToChild> = read_frame(&mut &b""[..]).unwrap();
+        assert!(none.is_none(), "end of stream between frames");
+    }
+
+    #[test]
+    fn a_garbled_frame_is_refused_without_quoting_it() {
+        let body = br#"{"reply": {"text": 42, "x": "canary-garbled-secret"}"#;
+        let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(body);
+        let e = read_frame::<FromChild>(&mut &frame[..]).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert!(!e.to_string().contains("canary"), "{e}");
+        // A length past the limit is refused before anything is allocated.
+        let huge = u32::MAX.to_le_bytes();
+        let e = read_frame::<FromChild>(&mut &huge[..]).unwrap_err();
+        assert!(e.to_string().contains("at most"), "{e}");
     }
 }
