@@ -363,3 +363,44 @@ fn no_token_value_reaches_stderr_at_trace_level() {
     }
     assert!(values.len() >= 5);
 }
+
+#[test]
+fn a_refresh_asks_for_no_more_than_was_granted() {
+    // The server grants fewer scopes than asked (`phone` is not one it knows, so it drops
+    // it). RFC 6749 §6: a refresh may ask only for scopes the refresh token has, and no
+    // `scope` means "as granted" — sending the configured scopes made every refresh fail with
+    // `invalid_scope` (refresh token missing requested scope): logged out at the first expiry.
+    let server = OAuthServer::start(600);
+    let home = Home::new();
+    home.write_config(&config(&server, "").replace(
+        r#"scopes = ["openid", "offline_access", "profile", "email", "api"]"#,
+        r#"scopes = ["openid", "offline_access", "api", "phone"]"#,
+    ));
+    browser_login(&home, &server).ok();
+    let before = secrets(&home, "sso");
+    let r = home.run(&["auth", "refresh", "sso", "--force"]);
+    r.ok();
+    let after = secrets(&home, "sso");
+    assert_ne!(before["access_token"], after["access_token"], "a new token");
+    let refresh = server.events("grant.success", Some("refresh_token"));
+    assert_eq!(refresh.len(), 1, "{refresh:?}");
+    // The granted scope is kept with the tokens (the token response's `scope`).
+    let stored: Value = serde_json::from_str(
+        &std::fs::read_to_string(home.store_dir().join("t/sso.json")).unwrap(),
+    )
+    .unwrap();
+    let tokens: Value =
+        serde_json::from_str(stored["entries"]["tokens"].as_str().unwrap()).unwrap();
+    let scopes: Vec<&str> = tokens["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        scopes.contains(&"api") && !scopes.contains(&"phone"),
+        "{scopes:?}"
+    );
+    // And it still works after the refresh (rotation: the new refresh token).
+    home.run(&["auth", "refresh", "sso", "--force"]).ok();
+}

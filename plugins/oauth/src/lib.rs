@@ -386,9 +386,13 @@ impl OAuthProvider {
             access_token: Some(Secret::new(resp.access_token().secret().clone())),
             refresh_token,
             expires_at,
+            // What the server granted: the response's `scope`, else (RFC 6749 §5.1: omitted
+            // when unchanged) what this grant had before, else what was asked for.
             scopes: resp
                 .scopes()
-                .map(|s| s.iter().map(|x| x.to_string()).collect()),
+                .map(|s| s.iter().map(|x| x.to_string()).collect())
+                .or_else(|| previous.and_then(|p| p.scopes.clone()))
+                .or_else(|| Some(self.config.scopes.clone())),
             token_endpoint: r.token.to_string(),
             revocation_endpoint: r.revocation.as_ref().map(|u| u.to_string()),
             claims,
@@ -607,14 +611,28 @@ impl OAuthProvider {
             LogLevel::Debug,
             &format!("refreshing the tokens of `{}`", self.name),
         );
+        // No `scope`: "as originally granted" (RFC 6749 §6). Asking for the configured scopes
+        // fails with `invalid_scope` whenever the server granted fewer than were asked.
         let result = client
             .exchange_refresh_token(&RefreshToken::new(rt.expose().clone()))
-            .add_scopes(self.scopes())
             .request(&|req| http.call(req));
         match result {
             Ok(resp) => {
                 self.accept(&resp, sent_at, &stored.flow, Some(&stored), &r)?;
                 Ok(true)
+            }
+            Err(RequestTokenError::ServerResponse(r)) if r.error().as_ref() == "invalid_scope" => {
+                // The refresh asked for no scope, so the server holds the grant itself to be
+                // insufficient now (a policy changed): only a new login helps. The refresh
+                // token is kept; it is not known to be dead.
+                let desc = r
+                    .error_description()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default();
+                Err(Error::not_authenticated(format!(
+                    "the refresh failed: `invalid_scope`{desc}; the server no longer grants these scopes to this login; run `qlam auth login {}`",
+                    self.name
+                )))
             }
             Err(e) => {
                 let err = self.token_error("the refresh failed", e);

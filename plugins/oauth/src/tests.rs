@@ -333,6 +333,11 @@ fn refresh_rotates_keeps_old_when_none_returned_and_respects_the_margin() {
     let req = stub.requests_to("/token").pop().unwrap();
     assert_eq!(req.form("grant_type").as_deref(), Some("refresh_token"));
     assert_eq!(req.form("refresh_token").as_deref(), Some("r1"));
+    assert_eq!(
+        req.form("scope"),
+        None,
+        "no scope on refresh: as granted (RFC 6749 §6)"
+    );
     let stored: Value = serde_json::from_str(&services.secrets()["tokens"]).unwrap();
     assert_eq!(
         (
@@ -433,6 +438,30 @@ fn invalid_grant_drops_the_refresh_token_only_then() {
         p.http_headers().unwrap().headers().unwrap_err().kind(),
         ErrorKind::NotAuthenticated
     );
+}
+
+#[test]
+fn invalid_scope_on_refresh_asks_for_a_login_and_keeps_the_refresh_token() {
+    let (p, clock, services, _) = logged_in(
+        vec![
+            (200, tokens("a1", Some("r1"), Some(600))),
+            (
+                400,
+                json!({"error": "invalid_scope", "error_description": "policy changed"})
+                    .to_string(),
+            ),
+        ],
+        json!({}),
+    );
+    clock.advance(Duration::from_secs(700));
+    let e = p.refresher().unwrap().refresh(false).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotAuthenticated);
+    assert_eq!(
+        e.message(),
+        "the refresh failed: `invalid_scope`: policy changed; the server no longer grants these scopes to this login; run `qlam auth login sso`"
+    );
+    let stored: Value = serde_json::from_str(&services.secrets()["tokens"]).unwrap();
+    assert_eq!(stored["refresh_token"], "r1", "not known to be dead: kept");
 }
 
 #[test]
