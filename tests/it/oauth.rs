@@ -404,3 +404,55 @@ fn a_refresh_asks_for_no_more_than_was_granted() {
     // And it still works after the refresh (rotation: the new refresh token).
     home.run(&["auth", "refresh", "sso", "--force"]).ok();
 }
+
+#[test]
+fn a_service_identity_gets_its_token_on_first_use_one_grant_for_sixteen_processes() {
+    // flow = "client_credentials" with a secret needs no person and no `auth login` (like
+    // MSAL's acquire_token_for_client, kubelogin's client-credentials grant): the first use
+    // fetches a token, under the host's cross-process refresh lock.
+    let server = OAuthServer::start(600);
+    let home = Home::new();
+    home.write_config(&config(&server, ""));
+    let qlam = |args: &[&str]| {
+        let mut c = home.qlam();
+        c.env("QLAM_TEST_CLIENT_SECRET", "qlam-service-secret")
+            .args(args);
+        c
+    };
+    let status = run(&mut qlam(&["--output", "json", "auth", "status"]));
+    status.ok();
+    assert_eq!(status.json()[1]["name"], "svc");
+    assert_eq!(status.json()[1]["status"], "available", "no token yet");
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            qlam(&["auth", "token", "svc"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let tokens: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        })
+        .collect();
+    assert!(tokens
+        .iter()
+        .all(|t| t == &tokens[0] && !t.trim().is_empty()));
+    assert_eq!(
+        server
+            .events("grant.success", Some("client_credentials"))
+            .len(),
+        1,
+        "one grant for sixteen processes"
+    );
+    // Headers and the status work the same way; `auth login svc` stays valid.
+    run(&mut qlam(&["auth", "headers", "svc"])).ok();
+    let status = run(&mut qlam(&["--output", "json", "auth", "status"]));
+    assert_eq!(status.json()[1]["status"], "authenticated");
+    run(&mut qlam(&["auth", "login", "svc"])).ok();
+}

@@ -187,6 +187,12 @@ impl OAuthProvider {
         Ok(self.http.get().expect("set above"))
     }
 
+    /// `flow = "client_credentials"` with a client secret: a service identity, which gets
+    /// tokens without a person.
+    fn is_service_identity(&self) -> bool {
+        self.config.flow == config::Flow::ClientCredentials && self.config.client_secret.is_some()
+    }
+
     fn not_logged_in(&self) -> Error {
         Error::not_authenticated(format!(
             "provider `{}` is not logged in; run `qlam auth login {}`",
@@ -573,7 +579,16 @@ impl OAuthProvider {
     /// token. Returns whether new tokens were obtained.
     fn do_refresh(&self, force: bool) -> Result<bool> {
         // Re-read: another process (or thread) may have refreshed while we waited.
-        let stored = self.load()?.ok_or_else(|| self.not_logged_in())?;
+        let Some(stored) = self.load()? else {
+            // A service identity needs no login: its first token is fetched on first use
+            // (like MSAL's acquire_token_for_client), under the host's refresh lock, so that
+            // many processes make one grant.
+            if self.is_service_identity() {
+                self.client_credentials(&self.resolve()?, None)?;
+                return Ok(true);
+            }
+            return Err(self.not_logged_in());
+        };
         let now = self.clock.now();
         if !force
             && stored.access_token.is_some()
@@ -936,7 +951,15 @@ impl LoginLogout for OAuthProvider {
 
 impl Refresh for OAuthProvider {
     fn can_refresh(&self) -> bool {
-        matches!(self.load(), Ok(Some(s)) if s.refresh_token.is_some() || (s.flow == "client_credentials" && self.config.client_secret.is_some()))
+        match self.load() {
+            Ok(Some(s)) => {
+                s.refresh_token.is_some()
+                    || (s.flow == "client_credentials" && self.config.client_secret.is_some())
+            }
+            // Nothing yet: a service identity fetches its first token as a "refresh".
+            Ok(None) => self.is_service_identity(),
+            Err(_) => false,
+        }
     }
 
     fn refresh(&self, force: bool) -> Result<bool> {
