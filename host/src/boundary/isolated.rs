@@ -391,9 +391,22 @@ impl IsolatedLibrary {
             .unwrap_or_default();
         let stderr = child.stderr.take().expect("piped");
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                crate::plugin_log::emit_child_line(&source, &line);
+            // Line by line, a line at most 64 KiB (longer ones come in pieces): whatever the
+            // child writes, the parent's memory stays bounded.
+            let mut reader = BufReader::new(stderr);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match (&mut reader).take(64 << 10).read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let text = String::from_utf8_lossy(&line);
+                        crate::plugin_log::emit_child_line(
+                            &source,
+                            text.trim_end_matches(['\n', '\r']),
+                        );
+                    }
+                }
             }
         });
         let mut running = Running {
@@ -417,7 +430,12 @@ impl IsolatedLibrary {
             require_pinned: self.policy.require_pinned,
             max_log_level: crate::plugin_log::max_level(),
         });
-        match self.exchange(&mut running, &init, None, deadline) {
+        let answer = self.exchange(&mut running, &init, None, deadline);
+        if !matches!(answer, Ok(FromChild::Ready(_))) {
+            // It refused the library and is exiting, or broke the protocol: reap it.
+            self.end(&mut running);
+        }
+        match answer {
             Ok(FromChild::Ready(ready)) => {
                 running.ready = ready;
                 Ok(running)
@@ -561,8 +579,17 @@ impl Drop for IsolatedLibrary {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
         if let Some(mut running) = state.take() {
-            // Closing its stdin ends the child's loop; it exits on its own.
+            // Closing its stdin ends the child's loop and it exits; one that does not within
+            // a moment (a plugin's exit handler that hangs) is killed.
             drop(running.to);
+            let give_up = Instant::now() + Duration::from_millis(100);
+            while Instant::now() < give_up {
+                if !matches!(running.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            let _ = running.child.kill();
             let _ = running.child.wait();
         }
     }
