@@ -403,6 +403,24 @@ fn a_refresh_asks_for_no_more_than_was_granted() {
     );
     // And it still works after the refresh (rotation: the new refresh token).
     home.run(&["auth", "refresh", "sso", "--force"]).ok();
+    // `auth status -v` shows what was granted.
+    let r = home.run(&["-v", "--output", "json", "auth", "status"]);
+    r.ok();
+    let granted = &r.json()[0]["auth_context"]["scopes"];
+    assert!(
+        granted
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("api")) && !a.contains(&json!("phone"))),
+        "{granted}"
+    );
+    let r = home.run(&["-v", "auth", "status"]);
+    r.ok();
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("  scopes: "))
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(line.contains("api") && !line.contains("phone"), "{line}");
 }
 
 #[test]

@@ -430,6 +430,17 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
         }
         AuthCommand::Status => {
             let list = client.list_providers()?;
+            // `-v`: each usable provider's auth context too (who is logged in, the granted
+            // scopes, the expiry), like `gh auth status`.
+            let context_of = |p: &qlam_host::ProviderInfo| {
+                let usable = matches!(
+                    p.status,
+                    qlam_host::ProviderStatus::Authenticated | qlam_host::ProviderStatus::Available
+                );
+                (ctx.cli.verbose > 0 && usable)
+                    .then(|| client.auth_context(&p.name).ok())
+                    .flatten()
+            };
             if ctx.json() {
                 let rows: Vec<Value> = list
                     .iter()
@@ -447,6 +458,9 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
                         | qlam_host::ProviderStatus::Timeout(m) = &p.status
                         {
                             v["error"] = json!(m);
+                        }
+                        if let Some(c) = context_of(p) {
+                            v["auth_context"] = Value::Object(c);
                         }
                         v
                     })
@@ -484,6 +498,25 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
                     &["NAME", "TYPE", "STATUS", "DESCRIPTION", "STORE", "EXTRA"],
                     &rows,
                 );
+                for p in &list {
+                    let Some(c) = context_of(p) else { continue };
+                    outln!("{}:", p.name);
+                    for (k, v) in &c {
+                        match v {
+                            Value::String(s) => outln!("  {k}: {s}"),
+                            Value::Array(a) => outln!(
+                                "  {k}: {}",
+                                a.iter()
+                                    .map(|x| x
+                                        .as_str()
+                                        .map_or_else(|| x.to_string(), str::to_owned))
+                                    .collect::<Vec<_>>()
+                                    .join(" ")
+                            ),
+                            v => outln!("  {k}: {v}"),
+                        }
+                    }
+                }
             }
             Ok(0)
         }
