@@ -20,7 +20,7 @@ use qlam_plugin_api::{
 use serde_json::{Map, Value};
 
 use crate::boundary::{BoundFactory, BoundProvider, Limits};
-use crate::config::{Config, ContextConfig, ProviderConfig};
+use crate::config::{Config, ContextConfig, HostRoute, ProviderConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::paths;
 use crate::plugins::{search_path, PluginDir, Registry};
@@ -807,6 +807,68 @@ impl AuthClient {
         self.slot(provider)?.provider.auth_context()
     }
 
+    /// A provider type's display facts about one configured provider (empty when its type is
+    /// unknown or the call fails; the failure is logged).
+    fn extra_info(&self, pc: &ProviderConfig) -> Map<String, Value> {
+        let limits = self.limits(pc);
+        self.registry()
+            .get(&pc.provider_type)
+            .and_then(|t| {
+                let factory = BoundFactory {
+                    factory: t.factory_ref(pc.isolation).ok()?,
+                    type_name: &t.name,
+                };
+                factory
+                    .extra_info(&pc.config, limits.call)
+                    .map_err(|e| tracing::warn!("{e}"))
+                    .ok()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Which provider answers a credential helper (git, docker, cargo) for `host` and `path`:
+    /// the context's most specific `hosts` route, else the first provider that claims the host
+    /// itself (the `helper_hosts` list of its extra info: the OAuth provider's `github` and
+    /// `gitlab` presets claim their site). Claims are read only when no route matches.
+    pub fn helper_route(&self, host: &str, path: Option<&str>) -> Option<HostRoute> {
+        let ctx = self.context.as_ref()?;
+        if let Some(r) = ctx.route(host, path) {
+            return Some(r.clone());
+        }
+        ctx.auth_providers
+            .iter()
+            .find(|pc| {
+                self.extra_info(pc)
+                    .get("helper_hosts")
+                    .and_then(Value::as_array)
+                    .is_some_and(|hosts| {
+                        hosts
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .any(|h| h.eq_ignore_ascii_case(host))
+                    })
+            })
+            .map(|pc| HostRoute {
+                pattern: host.to_owned(),
+                provider: pc.name.clone(),
+                username: None,
+            })
+    }
+
+    /// The user name a helper sends with `provider`'s token when nothing else names one: the
+    /// provider's `helper_username` (its auth context: GitHub's account login, GitLab's
+    /// `oauth2`), if it is a plain name.
+    pub fn helper_username(&self, provider: &str) -> Option<String> {
+        let context = self.auth_context(provider).ok()?;
+        let name = context.get("helper_username")?.as_str()?;
+        let plain = !name.is_empty()
+            && name.len() <= 256
+            && !name
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '\\');
+        plain.then(|| name.to_owned())
+    }
+
     /// Lists the providers of the selected context with their status.
     pub fn list_providers(&self) -> Result<Vec<ProviderInfo>> {
         let Some(ctx) = &self.context else {
@@ -815,19 +877,7 @@ impl AuthClient {
         let mut out = Vec::new();
         for pc in &ctx.auth_providers {
             let ptype = self.registry().get(&pc.provider_type);
-            let limits = self.limits(pc);
-            let extra_info = ptype
-                .and_then(|t| {
-                    let factory = BoundFactory {
-                        factory: t.factory_ref(pc.isolation).ok()?,
-                        type_name: &t.name,
-                    };
-                    factory
-                        .extra_info(&pc.config, limits.call)
-                        .map_err(|e| tracing::warn!("{e}"))
-                        .ok()
-                })
-                .unwrap_or_default();
+            let extra_info = self.extra_info(pc);
             let mut description = ptype
                 .map(|t| t.description.clone())
                 .unwrap_or_else(|| format!("{} authentication", pc.provider_type));

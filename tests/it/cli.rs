@@ -41,7 +41,7 @@ fn login_status_headers_token_logout_with_the_basic_and_token_providers() {
     // Log in; the answers come from stdin (a script), one line per prompt.
     let r = home.run_stdin(&["auth", "login", "basic-demo"], "ann\nopen-sesame\n");
     r.ok();
-    assert_eq!(r.stderr, "Logged in to `basic-demo`\n");
+    assert_eq!(r.stderr, "Logged in to `basic-demo` as ann\n");
     let r = home.run_stdin(
         &["--output", "json", "auth", "login", "token-demo"],
         "tok-123\n",

@@ -15,6 +15,7 @@ mod isolation;
 mod keyring;
 mod oauth;
 mod plugins;
+mod presets;
 mod race;
 mod sdk;
 mod secrets;

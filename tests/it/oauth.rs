@@ -64,13 +64,26 @@ fn browser_flow_then_refresh_with_rotation_then_logout_revokes() {
         "{}",
         r.stderr
     );
-    assert!(r.stderr.ends_with("Logged in to `sso`\n"), "{}", r.stderr);
+    assert!(
+        r.stderr.ends_with("Logged in to `sso` as alice\n"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(
         server
             .events("grant.success", Some("authorization_code"))
             .len(),
         1
     );
+    // Who logged in comes from the ID token, verified against the server's published RS256
+    // key, with the nonce this login sent (OpenID Connect Core §3.1.3.7).
+    let who = home
+        .run(&["--output", "json", "auth", "status", "-v"])
+        .json()[0]["auth_context"]
+        .clone();
+    // (oidc-provider puts only `sub` in the ID token; profile claims are at userinfo.)
+    let subject = who["subject"].as_str().expect("a verified subject");
+    assert_eq!(subject, "alice", "{who}");
 
     let status = home.run(&["--output", "json", "auth", "status"]).json();
     assert_eq!(status[0]["status"], "authenticated");
@@ -176,7 +189,7 @@ fn device_flow_prints_the_code_and_completes_when_approved() {
     assert!(status.success(), "{tail:?}");
     assert_eq!(
         tail.last().map(String::as_str),
-        Some("Logged in to `sso`"),
+        Some("Logged in to `sso` as alice"),
         "{tail:?}"
     );
     assert_eq!(

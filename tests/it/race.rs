@@ -172,7 +172,7 @@ fn two_concurrent_logins_make_one_device_code_and_the_second_reuses_the_first() 
     assert!(out.status.success(), "{stderr}");
     assert_eq!(
         stderr,
-        "warning: sso: another qlam process logged in to `sso` meanwhile; using its login\nLogged in to `sso`\n"
+        "warning: sso: another qlam process logged in to `sso` meanwhile; using its login\nLogged in to `sso` as alice\n"
     );
     assert_eq!(
         server.events("device_authorization.success", None).len(),

@@ -62,11 +62,7 @@ fn cargo(ctx: &Ctx) -> Result<i32, Error> {
         };
         let index = request["registry"]["index-url"].as_str().unwrap_or("");
         let (host, path) = server_host_path(index.trim_start_matches("sparse+"));
-        let Some(route) = client
-            .context()
-            .and_then(|c| c.route(&host, path.as_deref()))
-            .cloned()
-        else {
+        let Some(route) = client.helper_route(&host, path.as_deref()) else {
             send(json!({"Err": {"kind": "url-not-supported"}}));
             continue;
         };
@@ -149,11 +145,7 @@ fn docker(ctx: &Ctx, action: &str) -> Result<i32, Error> {
             let server = input.trim();
             let client = ctx.client(true)?;
             let (host, path) = server_host_path(server);
-            let route = client
-                .context()
-                .and_then(|c| c.route(&host, path.as_deref()))
-                .cloned();
-            let Some(route) = route else {
+            let Some(route) = client.helper_route(&host, path.as_deref()) else {
                 if action == "get" {
                     out(&format!("{NOT_FOUND}\n"));
                     return Ok(1);
@@ -166,9 +158,14 @@ fn docker(ctx: &Ctx, action: &str) -> Result<i32, Error> {
             }
             match token(&client, &route.provider) {
                 Ok(t) => {
+                    let username = route
+                        .username
+                        .clone()
+                        .or_else(|| client.helper_username(&route.provider))
+                        .unwrap_or_else(|| "oauth2".to_owned());
                     let answer = serde_json::json!({
                         "ServerURL": server,
-                        "Username": route.username.as_deref().unwrap_or("oauth2"),
+                        "Username": username,
                         "Secret": t.token.expose(),
                     });
                     out(&format!("{answer}\n"));
@@ -248,7 +245,7 @@ fn renew(client: &AuthClient, provider: &str) {
 /// The provider route for what git asks about, if the current context has one.
 fn git_route(client: &AuthClient, attrs: &[(String, String)]) -> Option<HostRoute> {
     let host = attr(attrs, "host")?;
-    client.context()?.route(host, attr(attrs, "path")).cloned()
+    client.helper_route(host, attr(attrs, "path"))
 }
 
 /// Protocol: <https://git-scm.com/docs/git-credential#IOFMT>. A host qlam has no provider for
@@ -285,10 +282,13 @@ fn git(ctx: &Ctx, action: &str) -> Result<i32, Error> {
             return Ok(0);
         }
     };
+    // The route's, else the one in the remote's URL, else the provider's (GitHub: the account
+    // login, as Git Credential Manager sends), else `oauth2`.
     let username = route
         .username
         .clone()
         .or_else(|| attr(&attrs, "username").map(str::to_owned))
+        .or_else(|| client.helper_username(&route.provider))
         .unwrap_or_else(|| "oauth2".to_owned());
     let mut out = format!("username={username}\npassword={}\n", token.token.expose());
     if let CacheControl::Until(t) = token.cache {

@@ -24,7 +24,7 @@ use qlam_host::config::{self, Config};
 use qlam_host::plugin_hashes::PluginHashes;
 use qlam_host::plugins::{LibraryOutcome, Registry};
 use qlam_host::{paths, AuthClient, Error, Outcome};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use args::{
     AuthCommand, Cli, Command, ConfigCommand, ContextCommand, Flow, OutputFormat, PluginsCommand,
@@ -316,13 +316,14 @@ fn report(
     verb: &str,
     done_text: &str,
     not_done_text: &str,
+    detail: &dyn Fn(&str) -> String,
 ) -> i32 {
     for o in outcomes {
         for w in &o.warnings {
             eprintln!("warning: {}: {w}", o.provider);
         }
         match &o.result {
-            Ok(true) => eprintln!("{done_text} `{}`", o.provider),
+            Ok(true) => eprintln!("{done_text} `{}`{}", o.provider, detail(&o.provider)),
             Ok(false) => eprintln!("`{}`: {not_done_text}", o.provider),
             Err(e) => eprintln!("error: {verb} `{}` failed: {e}", o.provider),
         }
@@ -335,6 +336,23 @@ fn report(
     } else {
         0
     }
+}
+
+/// ` at github.com as octocat`: which site and account a login reached, as `gh auth login`
+/// says, from the provider's auth context (`site`; `username`, else `email`, else `subject`).
+fn account_detail(context: Option<Map<String, Value>>) -> String {
+    let Some(c) = context else {
+        return String::new();
+    };
+    let text = |k: &str| c.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let mut out = String::new();
+    if let Some(site) = text("site") {
+        out.push_str(&format!(" at {site}"));
+    }
+    if let Some(who) = text("username").or(text("email")).or(text("subject")) {
+        out.push_str(&format!(" as {who}"));
+    }
+    out
 }
 
 fn expires_at(c: CacheControl) -> Value {
@@ -400,6 +418,7 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
                 "login to",
                 "Logged in to",
                 "not logged in",
+                &|p| account_detail(client.auth_context(p).ok()),
             ))
         }
         AuthCommand::Logout { provider } => {
@@ -413,6 +432,7 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
                 "logout from",
                 "Logged out of",
                 "not logged out",
+                &|_| String::new(),
             ))
         }
         AuthCommand::Refresh { provider, force } => {
@@ -426,6 +446,7 @@ fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<i32, Error> {
                 "refresh of",
                 "Refreshed",
                 "still valid; nothing to refresh",
+                &|_| String::new(),
             ))
         }
         AuthCommand::Status => {

@@ -8,6 +8,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
+use crate::presets::{self, Preset, Quirks};
+
 /// Which grant `login` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -46,8 +48,11 @@ struct Raw {
     client_secret: Option<String>,
     client_secret_env: Option<String>,
     client_secret_file: Option<PathBuf>,
-    #[serde(default)]
-    scopes: Vec<String>,
+    token_endpoint_auth_method: Option<AuthMethod>,
+    private_key_file: Option<PathBuf>,
+    private_key_id: Option<String>,
+    certificate_file: Option<PathBuf>,
+    scopes: Option<Vec<String>>,
     audience: Option<String>,
     #[serde(default)]
     extra_auth_params: BTreeMap<String, String>,
@@ -64,6 +69,13 @@ struct Raw {
     refresh_margin_secs: u64,
     #[serde(default = "default_login_timeout")]
     login_timeout_secs: u64,
+    preset: Option<String>,
+    host: Option<String>,
+    tenant: Option<String>,
+    authority_host: Option<String>,
+    domain: Option<String>,
+    realm: Option<String>,
+    authorization_server: Option<String>,
 }
 
 fn default_flow() -> Flow {
@@ -91,6 +103,30 @@ pub enum SecretSource {
     File(PathBuf),
 }
 
+/// How the client authenticates at the token endpoint (the names of OpenID Connect Dynamic
+/// Client Registration's `token_endpoint_auth_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A public client: `client_id` in the body, no secret.
+    None,
+    /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the body.
+    ClientSecretPost,
+    /// A signed JWT assertion (RFC 7523 §2.2, OpenID Connect Core §9).
+    PrivateKeyJwt,
+}
+
+/// The key of `private_key_jwt`: a PEM file, the key id the server knows it by, and the
+/// certificate whose thumbprint Entra ID wants in the assertion's header.
+#[derive(Debug, Clone)]
+pub struct AssertionKey {
+    pub key_file: PathBuf,
+    pub key_id: Option<String>,
+    pub certificate_file: Option<PathBuf>,
+}
+
 /// Endpoints given explicitly (they override discovery).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Endpoints {
@@ -109,6 +145,8 @@ pub struct OAuthConfig {
     pub endpoints: Endpoints,
     pub client_id: String,
     pub client_secret: Option<SecretSource>,
+    pub auth_method: AuthMethod,
+    pub assertion_key: Option<AssertionKey>,
     pub scopes: Vec<String>,
     pub extra_auth_params: BTreeMap<String, String>,
     pub flow: Flow,
@@ -118,6 +156,8 @@ pub struct OAuthConfig {
     pub timeout_secs: u64,
     pub refresh_margin_secs: u64,
     pub login_timeout_secs: u64,
+    /// What a preset changes beyond endpoints (the default without one).
+    pub quirks: Quirks,
 }
 
 /// Whether a URL's host is loopback (where plain http is allowed).
@@ -128,6 +168,82 @@ pub fn is_loopback(url: &Url) -> bool {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
     }
+}
+
+/// What a preset's service requires of a configuration, said before the first request fails
+/// with a less helpful message from the server.
+fn preset_rules(
+    preset: Option<Preset>,
+    flow: Flow,
+    scopes: &[String],
+    auth_method: &AuthMethod,
+    has_audience: bool,
+) -> Result<()> {
+    let Some(preset) = preset else {
+        return Ok(());
+    };
+    let problem = match preset {
+        // Google rejects the scope (`invalid_scope`: "Some requested scopes were invalid.
+        // {…invalid=[offline_access]}"); refresh tokens come with access_type=offline, which the
+        // preset sends.
+        Preset::Google if scopes.iter().any(|s| s == "offline_access") => {
+            "Google does not know the `offline_access` scope (the preset asks for a refresh token with access_type=offline): remove it from `scopes`"
+        }
+        // Installed-app and TV clients get a client secret that Google requires with every
+        // token request (for such clients it is not confidential).
+        Preset::Google if *auth_method == AuthMethod::None => {
+            "Google requires the client secret of desktop and TV clients with every token request: set `client_secret` (for these clients it is not confidential)"
+        }
+        // "Client Credentials Grant Requires 'audience' Parameter": without it Auth0 issues no
+        // token for an API.
+        Preset::Auth0 if flow == Flow::ClientCredentials && !has_audience => {
+            "Auth0 issues client credentials tokens for an API: set `audience` to the API's identifier"
+        }
+        // The client credentials flow takes the resource's `/.default` scope
+        // ("scenario-daemon-acquire-token").
+        Preset::Entra
+            if flow == Flow::ClientCredentials
+                && !(scopes.len() == 1 && scopes[0].ends_with("/.default")) =>
+        {
+            "Microsoft Entra ID's client credentials flow takes one scope, `RESOURCE/.default` (for example `scopes = [\"https://graph.microsoft.com/.default\"]`)"
+        }
+        _ => return Ok(()),
+    };
+    Err(Error::configuration(problem))
+}
+
+/// The client authentication: as configured (checked against the credentials given), else
+/// what the credentials imply.
+fn client_auth_method(
+    configured: Option<AuthMethod>,
+    has_secret: bool,
+    has_key: bool,
+) -> Result<AuthMethod> {
+    if has_secret && has_key {
+        return Err(Error::configuration(
+            "set a client secret or `private_key_file`, not both",
+        ));
+    }
+    let method = configured.unwrap_or(if has_key {
+        AuthMethod::PrivateKeyJwt
+    } else if has_secret {
+        AuthMethod::ClientSecretBasic
+    } else {
+        AuthMethod::None
+    });
+    let needs = match method {
+        AuthMethod::None if has_secret || has_key => {
+            "`token_endpoint_auth_method = \"none\"` sends no client credentials: remove the secret or key"
+        }
+        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost if !has_secret => {
+            "this `token_endpoint_auth_method` needs a client secret: set `client_secret_env` or `client_secret_file`"
+        }
+        AuthMethod::PrivateKeyJwt if !has_key => {
+            "`token_endpoint_auth_method = \"private_key_jwt\"` needs `private_key_file` (a PEM private key)"
+        }
+        _ => return Ok(method),
+    };
+    Err(Error::configuration(needs))
 }
 
 /// Parses an endpoint URL and requires https, except on loopback hosts.
@@ -145,8 +261,43 @@ pub fn endpoint(key: &str, value: &str) -> Result<Url> {
 
 impl OAuthConfig {
     pub fn parse(config: &Value) -> Result<OAuthConfig> {
-        let raw: Raw = serde_json::from_value(config.clone())
+        let mut raw: Raw = serde_json::from_value(config.clone())
             .map_err(|e| Error::configuration(format!("invalid oauth provider config: {e}")))?;
+        let params = presets::Parameters {
+            host: raw.host.take(),
+            tenant: raw.tenant.take(),
+            authority_host: raw.authority_host.take(),
+            domain: raw.domain.take(),
+            realm: raw.realm.take(),
+            authorization_server: raw.authorization_server.take(),
+        };
+        let mut quirks = Quirks::default();
+        let mut default_scopes = Vec::new();
+        let mut preset_params = Vec::new();
+        match raw.preset.as_deref() {
+            Some(name) => {
+                // Explicit keys win over what the preset derives.
+                let d = presets::derive(name, &params)?;
+                raw.issuer = raw.issuer.or(d.issuer);
+                raw.authorization_endpoint =
+                    raw.authorization_endpoint.or(d.authorization_endpoint);
+                raw.token_endpoint = raw.token_endpoint.or(d.token_endpoint);
+                raw.device_authorization_endpoint = raw
+                    .device_authorization_endpoint
+                    .or(d.device_authorization_endpoint);
+                raw.userinfo_endpoint = raw.userinfo_endpoint.or(d.userinfo_endpoint);
+                default_scopes = d.default_scopes;
+                preset_params = d.extra_auth_params;
+                quirks = d.quirks;
+            }
+            None => {
+                if let Some(key) = params.given().first() {
+                    return Err(Error::configuration(format!(
+                        "`{key}` is a preset parameter; set `preset` too, or remove it"
+                    )));
+                }
+            }
+        }
         let opt =
             |key: &str, v: &Option<String>| v.as_deref().map(|s| endpoint(key, s)).transpose();
         let endpoints = Endpoints {
@@ -186,16 +337,32 @@ impl OAuthConfig {
         } else {
             raw.client_secret_file.map(SecretSource::File)
         };
-        if raw.flow == Flow::ClientCredentials && client_secret.is_none() {
+        let assertion_key = raw.private_key_file.map(|key_file| AssertionKey {
+            key_file,
+            key_id: raw.private_key_id,
+            certificate_file: raw.certificate_file,
+        });
+        let auth_method = client_auth_method(
+            raw.token_endpoint_auth_method,
+            client_secret.is_some(),
+            assertion_key.is_some(),
+        )?;
+        if raw.flow == Flow::ClientCredentials && auth_method == AuthMethod::None {
             return Err(Error::configuration(
-                "`flow = \"client_credentials\"` needs a confidential client: set `client_secret_env` or `client_secret_file`",
+                "`flow = \"client_credentials\"` needs a confidential client: set `client_secret_env`, `client_secret_file` or `private_key_file`",
             ));
         }
         if !raw.redirect_path.starts_with('/') {
             return Err(Error::configuration("`redirect_path` must start with `/`"));
         }
-        if let Some(bad) = raw
-            .scopes
+        // A service identity asks for what it configures: user-flow defaults (openid,
+        // offline_access…) mean nothing to a client credentials grant.
+        let scopes = match raw.scopes {
+            Some(s) => s,
+            None if raw.flow == Flow::ClientCredentials => Vec::new(),
+            None => default_scopes.iter().map(|s| s.to_string()).collect(),
+        };
+        if let Some(bad) = scopes
             .iter()
             .find(|s| s.is_empty() || s.contains(char::is_whitespace))
         {
@@ -203,7 +370,19 @@ impl OAuthConfig {
                 "scope `{bad}` is empty or contains whitespace"
             )));
         }
+        preset_rules(
+            quirks.preset,
+            raw.flow,
+            &scopes,
+            &auth_method,
+            raw.audience.is_some(),
+        )?;
         let mut extra_auth_params = raw.extra_auth_params;
+        for (k, v) in preset_params {
+            extra_auth_params
+                .entry(k.to_owned())
+                .or_insert_with(|| v.to_owned());
+        }
         if let Some(a) = raw.audience {
             extra_auth_params.insert("audience".into(), a);
         }
@@ -239,7 +418,9 @@ impl OAuthConfig {
             endpoints,
             client_id: raw.client_id,
             client_secret,
-            scopes: raw.scopes,
+            auth_method,
+            assertion_key,
+            scopes,
             extra_auth_params,
             flow: raw.flow,
             redirect_port: raw.redirect_port,
@@ -248,6 +429,7 @@ impl OAuthConfig {
             timeout_secs: raw.timeout_secs.max(1),
             refresh_margin_secs: raw.refresh_margin_secs,
             login_timeout_secs: raw.login_timeout_secs.max(1),
+            quirks,
         })
     }
 

@@ -162,6 +162,7 @@ fn provider(grant: Grant, services: &Arc<MemoryServices>, http: Http) -> OAuthPr
         clock: Arc::new(StepClock(Mutex::new(now))),
         http: OnceLock::from(http),
         metadata: OnceLock::new(),
+        jwks: std::sync::Mutex::new(None),
     }
 }
 

@@ -19,6 +19,8 @@ pub enum HttpError {
     Redirect(u16),
     /// The server answered 5xx.
     Server(u16),
+    /// The request could not be made here (the client assertion could not be signed).
+    Local(qlam_plugin_api::Error),
 }
 
 impl std::fmt::Display for HttpError {
@@ -30,6 +32,7 @@ impl std::fmt::Display for HttpError {
                 "the server answered a redirect ({s}), which qlam does not follow"
             ),
             HttpError::Server(s) => write!(f, "the server answered {s}"),
+            HttpError::Local(e) => f.write_str(e.message()),
         }
     }
 }
@@ -204,5 +207,68 @@ pub fn to_error(what: &str, e: &HttpError) -> Error {
             Error::transient(format!("{what}: {e}; try again later"))
         }
         HttpError::Redirect(_) => Error::other(format!("{what}: {e}")),
+        HttpError::Local(e) => Error::configuration(format!("{what}: {}", e.message())),
     }
+}
+
+/// Makes a token or device-authorization answer of a server that strays from RFC 6749 §5 and
+/// RFC 8628 §3.2 read like one that does, so that one code path handles every server:
+/// - a form-encoded body (GitHub's answer unless asked for JSON) becomes JSON;
+/// - an error with HTTP 200 (GitHub's device flow: oauth2-rs #218 and #310, cli/cli #9370)
+///   becomes a 400, as an error is never a success; 403, 428 and other statuses with an error
+///   body were already errors;
+/// - with `comma_separated_scopes`, `scope=repo,gist` (GitHub) becomes `repo gist`.
+pub fn normalize_token_answer(
+    response: HttpResponse,
+    comma_separated_scopes: bool,
+) -> HttpResponse {
+    let (mut parts, body) = response.into_parts();
+    let content_type = parts
+        .headers
+        .get(oauth2::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mut object = if content_type.starts_with("application/x-www-form-urlencoded") {
+        let mut m = serde_json::Map::new();
+        for (k, v) in url::form_urlencoded::parse(&body) {
+            // Numbers are numbers in JSON (`expires_in`, `interval`…).
+            let value = match v.parse::<u64>() {
+                Ok(n) if k.ends_with("expires_in") || k == "interval" => serde_json::Value::from(n),
+                _ => serde_json::Value::from(v.into_owned()),
+            };
+            m.insert(k.into_owned(), value);
+        }
+        m
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => return HttpResponse::from_parts(parts, body),
+        }
+    };
+    if parts.status.is_success()
+        && object
+            .get("error")
+            .is_some_and(serde_json::Value::is_string)
+        && !object.contains_key("access_token")
+        && !object.contains_key("device_code")
+    {
+        parts.status = oauth2::http::StatusCode::BAD_REQUEST;
+    }
+    if comma_separated_scopes {
+        if let Some(serde_json::Value::String(scope)) = object.get_mut("scope") {
+            *scope = scope
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+    }
+    parts.headers.insert(
+        oauth2::http::header::CONTENT_TYPE,
+        oauth2::http::HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::to_vec(&object).unwrap_or_default();
+    parts.headers.remove(oauth2::http::header::CONTENT_LENGTH);
+    HttpResponse::from_parts(parts, body)
 }

@@ -16,11 +16,14 @@
 //! ```
 
 mod browser;
+mod client_auth;
 pub mod clock;
 mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
+mod id_token;
+mod presets;
 mod stored;
 
 use std::sync::{Arc, OnceLock};
@@ -33,9 +36,10 @@ use oauth2::basic::{
 };
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken,
-    DeviceAuthorizationUrl, EndpointNotSet, EndpointSet, ExtraTokenFields, PkceCodeChallenge,
-    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardDeviceAuthorizationResponse,
-    StandardErrorResponse, StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+    DeviceAuthorizationUrl, EndpointNotSet, EndpointSet, ExtraTokenFields, HttpRequest,
+    HttpResponse, PkceCodeChallenge, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    StandardDeviceAuthorizationResponse, StandardErrorResponse, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use qlam_plugin_api::{
     export_providers, BuildRequest, CacheControl, Capabilities, Credential, CredentialDetails,
@@ -48,9 +52,11 @@ use serde_json::{json, Map, Value};
 use url::Url;
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{endpoint, Flow, OAuthConfig};
-use crate::http::{to_error, Http, HttpError};
-use crate::stored::{display_claims, Stored};
+use crate::config::{endpoint, AuthMethod, Flow, OAuthConfig};
+use crate::http::{normalize_token_answer, to_error, Http, HttpError};
+use crate::id_token::{Expected, Refused};
+use crate::presets::{HelperUsername, IssuerRule};
+use crate::stored::Stored;
 
 /// The longest device-flow poll interval a server may ask for (RFC 8628 suggests 5 s).
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(3600);
@@ -119,6 +125,7 @@ impl ProviderFactory for OAuthFactory {
             clock: self.clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),
             http: OnceLock::new(),
             metadata: OnceLock::new(),
+            jwks: std::sync::Mutex::new(None),
         }))
     }
 
@@ -132,6 +139,14 @@ impl ProviderFactory for OAuthFactory {
         }
         m.insert("client_id".into(), json!(c.client_id));
         m.insert("flow".into(), json!(c.flow.as_str()));
+        if let Some(p) = c.quirks.preset {
+            m.insert("preset".into(), json!(p.key()));
+        }
+        // Hosts whose git (and other helper) credentials this provider answers without a
+        // `hosts` route in the configuration.
+        if !c.quirks.helper_hosts.is_empty() {
+            m.insert("helper_hosts".into(), json!(c.quirks.helper_hosts));
+        }
         Ok(m)
     }
 }
@@ -139,6 +154,9 @@ impl ProviderFactory for OAuthFactory {
 /// Endpoints after discovery and configuration.
 #[derive(Debug, Clone)]
 struct Resolved {
+    /// The issuer as discovery named it (Entra ID's may be a `{tenantid}` template).
+    issuer: Option<String>,
+    jwks_uri: Option<Url>,
     authorization: Option<Url>,
     token: Url,
     device_authorization: Option<Url>,
@@ -153,6 +171,7 @@ struct Metadata {
     token_endpoint: Option<String>,
     device_authorization_endpoint: Option<String>,
     revocation_endpoint: Option<String>,
+    jwks_uri: Option<String>,
     #[serde(default)]
     authorization_response_iss_parameter_supported: bool,
 }
@@ -165,6 +184,8 @@ struct OAuthProvider {
     clock: SharedClock,
     http: OnceLock<Http>,
     metadata: OnceLock<Resolved>,
+    /// The issuer's keys, fetched when an ID token first needs them.
+    jwks: std::sync::Mutex<Option<jsonwebtoken::jwk::JwkSet>>,
 }
 
 type TokenError =
@@ -190,7 +211,8 @@ impl OAuthProvider {
     /// `flow = "client_credentials"` with a client secret: a service identity, which gets
     /// tokens without a person.
     fn is_service_identity(&self) -> bool {
-        self.config.flow == config::Flow::ClientCredentials && self.config.client_secret.is_some()
+        self.config.flow == config::Flow::ClientCredentials
+            && self.config.auth_method != AuthMethod::None
     }
 
     fn not_logged_in(&self) -> Error {
@@ -207,6 +229,8 @@ impl OAuthProvider {
         }
         let e = &self.config.endpoints;
         let mut r = Resolved {
+            issuer: None,
+            jwks_uri: None,
             authorization: e.authorization.clone(),
             token: e
                 .token
@@ -250,6 +274,8 @@ impl OAuthProvider {
             )?;
             r.revocation = pick("revocation_endpoint", &e.revocation, m.revocation_endpoint)?;
             r.iss_parameter_supported = m.authorization_response_iss_parameter_supported;
+            r.jwks_uri = pick("jwks_uri", &None, m.jwks_uri)?;
+            r.issuer = Some(m.issuer);
         }
         let _ = self.metadata.set(r.clone());
         Ok(r)
@@ -277,7 +303,13 @@ impl OAuthProvider {
                             "the discovery document at `{u}` is not valid metadata: {e}"
                         ))
                     })?;
-                    if m.issuer != issuer {
+                    let accepted = match &self.config.quirks.issuer_rule {
+                        IssuerRule::Entra { authority, tenant } => {
+                            presets::entra_issuer_accepted(authority, tenant, &m.issuer)
+                        }
+                        _ => m.issuer == issuer,
+                    };
+                    if !accepted {
                         return Err(Error::configuration(format!(
                             "the discovery document at `{u}` names issuer `{}`, but the configuration says `{issuer}`; they must be identical (RFC 8414 §3.3)",
                             m.issuer
@@ -298,13 +330,54 @@ impl OAuthProvider {
         &self,
         token: &Url,
     ) -> Result<OClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>> {
+        // Without a secret oauth2 sends `client_id` in the body: what public clients and
+        // `private_key_jwt` (whose assertion `token_call` adds) need.
+        let auth_type = match self.config.auth_method {
+            AuthMethod::ClientSecretPost => AuthType::RequestBody,
+            _ => AuthType::BasicAuth,
+        };
         let mut c = OClient::new(ClientId::new(self.config.client_id.clone()))
             .set_token_uri(TokenUrl::from_url(token.clone()))
-            .set_auth_type(AuthType::BasicAuth);
+            .set_auth_type(auth_type);
         if let Some(s) = self.config.client_secret()? {
             c = c.set_client_secret(ClientSecret::new(s.into_inner()));
         }
         Ok(c)
+    }
+
+    /// One request to the token or device authorization endpoint: with a fresh client
+    /// assertion under `private_key_jwt`, and the answer made standard (see
+    /// [`normalize_token_answer`]).
+    fn token_call(&self, request: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
+        let request = match &self.config.assertion_key {
+            Some(key) if self.config.auth_method == AuthMethod::PrivateKeyJwt => {
+                let (mut parts, body) = request.into_parts();
+                // The audience is the endpoint's URL (RFC 7523 §3: the token endpoint).
+                let mut audience = parts.uri.to_string();
+                if let Some(q) = audience.find('?') {
+                    audience.truncate(q);
+                }
+                let assertion = client_auth::assertion(
+                    key,
+                    &self.config.client_id,
+                    &audience,
+                    self.clock.now(),
+                )
+                .map_err(HttpError::Local)?;
+                let mut form = url::form_urlencoded::Serializer::new(
+                    String::from_utf8_lossy(&body).into_owned(),
+                );
+                form.append_pair("client_assertion_type", client_auth::ASSERTION_TYPE)
+                    .append_pair("client_assertion", assertion.expose());
+                let body = form.finish().into_bytes();
+                parts.headers.remove(oauth2::http::header::CONTENT_LENGTH);
+                HttpRequest::from_parts(parts, body)
+            }
+            _ => request,
+        };
+        let http = self.http().map_err(HttpError::Local)?;
+        http.call(request)
+            .map(|r| normalize_token_answer(r, self.config.quirks.comma_separated_scopes))
     }
 
     fn scopes(&self) -> Vec<Scope> {
@@ -332,10 +405,7 @@ impl OAuthProvider {
             RequestTokenError::Request(h) => to_error(what, &h),
             RequestTokenError::ServerResponse(r) => {
                 let code = r.error().as_ref().to_owned();
-                let desc = r
-                    .error_description()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default();
+                let desc = self.describe(r.error_description());
                 match code.as_str() {
                     "invalid_client" | "unauthorized_client" => Error::configuration(format!(
                         "{what}: the server rejected the client (`{code}`{desc}); check `client_id` and the client secret"
@@ -357,6 +427,148 @@ impl OAuthProvider {
         }
     }
 
+    /// An error description as shown: `: <text>`, with what to do for a known Entra ID code.
+    fn describe(&self, description: Option<&String>) -> String {
+        let Some(d) = description else {
+            return String::new();
+        };
+        match (self.config.quirks.preset, presets::aadsts_hint(d)) {
+            (Some(presets::Preset::Entra), Some(hint)) => format!(": {d} (hint: {hint})"),
+            _ => format!(": {d}"),
+        }
+    }
+
+    /// The issuer's signing keys; `refetch` after a token named a key the cached set lacks
+    /// (the issuer rotated its keys).
+    fn signing_keys(&self, url: &Url, refetch: bool) -> Result<jsonwebtoken::jwk::JwkSet> {
+        let mut cache = self.jwks.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(keys), false) = (cache.as_ref(), refetch) {
+            return Ok(keys.clone());
+        }
+        self.log(LogLevel::Debug, &format!("ID token keys: GET {url}"));
+        let keys = match self.http()?.get_json(url) {
+            Ok((200, body)) => id_token::parse_jwks(&body)
+                .map_err(|e| Error::other(format!("the keys at `{url}` do not read: {e}")))?,
+            Ok((status, _)) => {
+                return Err(Error::other(format!(
+                "the issuer's keys at `{url}` could not be fetched (the server answered {status})"
+            )))
+            }
+            Err(e) => {
+                return Err(to_error(
+                    &format!("fetching the keys at `{url}` failed"),
+                    &e,
+                ))
+            }
+        };
+        *cache = Some(keys.clone());
+        Ok(keys)
+    }
+
+    /// Who logged in, from what a login returned: the claims of its verified ID token, or the
+    /// account's login from the service's API (GitHub). An ID token that does not verify
+    /// fails the login (it may be another issuer's or another client's: a mix-up); without the
+    /// issuer's keys (no discovery) its claims are not shown.
+    fn login_claims(
+        &self,
+        resp: &TokenResp,
+        r: &Resolved,
+        nonce: Option<&str>,
+    ) -> Result<Option<Map<String, Value>>> {
+        if self.config.quirks.login_from_api {
+            return self.account_from_api(resp).map(Some);
+        }
+        let Some(token) = &resp.extra_fields().id_token else {
+            return Ok(None);
+        };
+        let (Some(issuer), Some(jwks_uri)) = (&r.issuer, &r.jwks_uri) else {
+            self.log(
+                LogLevel::Debug,
+                "the ID token is not verified (no discovery document with a `jwks_uri`); who is logged in is not shown",
+            );
+            return Ok(None);
+        };
+        let expected = Expected {
+            issuer,
+            rule: &self.config.quirks.issuer_rule,
+            client_id: &self.config.client_id,
+            nonce,
+            now: self.clock.now(),
+        };
+        let mut result = id_token::verify(
+            token.expose(),
+            &self.signing_keys(jwks_uri, false)?,
+            &expected,
+        );
+        if result == Err(Refused::UnknownKey) {
+            result = id_token::verify(
+                token.expose(),
+                &self.signing_keys(jwks_uri, true)?,
+                &expected,
+            );
+        }
+        match result {
+            Ok(claims) => Ok(Some(id_token::display_claims(&claims))),
+            Err(refused) => {
+                let why = match refused {
+                    Refused::UnknownKey => {
+                        "it is signed with a key the issuer does not publish".to_owned()
+                    }
+                    Refused::Invalid(why) => why,
+                };
+                Err(Error::other(format!(
+                    "the ID token `{issuer}` returned does not verify: {why}; nothing was saved"
+                )))
+            }
+        }
+    }
+
+    /// The account's login from the service's REST API (GitHub: `GET /user`, field `login`;
+    /// the API refuses requests without a User-Agent, which the client always sends).
+    fn account_from_api(&self, resp: &TokenResp) -> Result<Map<String, Value>> {
+        let Some(url) = &self.config.endpoints.userinfo else {
+            return Ok(Map::new());
+        };
+        let req = oauth2::http::Request::builder()
+            .method("GET")
+            .uri(url.as_str())
+            .header("Accept", "application/vnd.github+json")
+            .header(
+                "Authorization",
+                format!("Bearer {}", resp.access_token().secret()),
+            )
+            .body(Vec::new())
+            .map_err(|e| Error::other(e.to_string()))?;
+        let answer = self
+            .http()?
+            .call(req)
+            .map_err(|e| to_error(&format!("asking `{url}` for the account failed"), &e))?;
+        let login = serde_json::from_slice::<Value>(answer.body())
+            .ok()
+            .filter(|_| answer.status().as_u16() == 200)
+            .and_then(|v| v.get("login").and_then(Value::as_str).map(str::to_owned))
+            .ok_or_else(|| {
+                Error::other(format!(
+                    "`{url}` did not name the account (it answered {}); nothing was saved",
+                    answer.status().as_u16()
+                ))
+            })?;
+        // A login is letters, digits and hyphens; anything else is not one.
+        if login.is_empty()
+            || login.len() > 100
+            || !login
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(Error::other(format!(
+                "`{url}` answered an account name that is not a login; nothing was saved"
+            )));
+        }
+        let mut m = Map::new();
+        m.insert("preferred_username".into(), json!(login));
+        Ok(m)
+    }
+
     /// Stores a token response (refresh token rotation: a new one replaces the old, none
     /// keeps the old) before anyone uses the new access token.
     fn accept(
@@ -366,6 +578,7 @@ impl OAuthProvider {
         flow: &str,
         previous: Option<&Stored>,
         r: &Resolved,
+        claims: Option<Map<String, Value>>,
     ) -> Result<Stored> {
         if *resp.token_type() != BasicTokenType::Bearer {
             return Err(Error::other(format!(
@@ -383,10 +596,10 @@ impl OAuthProvider {
             .refresh_token()
             .map(|t| Secret::new(t.secret().clone()))
             .or_else(|| previous.and_then(|p| p.refresh_token.clone()));
-        let claims = match &resp.extra_fields().id_token {
-            Some(t) => display_claims(t.expose()),
-            None => previous.map(|p| p.claims.clone()).unwrap_or_default(),
-        };
+        // A refresh keeps who logged in (verified then).
+        let claims = claims
+            .or_else(|| previous.map(|p| p.claims.clone()))
+            .unwrap_or_default();
         let stored = Stored {
             identity: self.identity.clone(),
             access_token: Some(Secret::new(resp.access_token().secret().clone())),
@@ -423,13 +636,22 @@ impl OAuthProvider {
         };
         Ok(match asked {
             Flow::Auto
-                if self.config.client_secret.is_some()
+                if self.config.auth_method != AuthMethod::None
                     && r.authorization.is_none()
                     && r.device_authorization.is_none() =>
             {
                 Flow::ClientCredentials
             }
             Flow::Auto if r.authorization.is_none() => Flow::Device,
+            // GitHub's web flow needs the app's client secret; its device flow does not (the
+            // way `gh auth login` logs in).
+            Flow::Auto
+                if self.config.quirks.browser_needs_secret
+                    && self.config.client_secret.is_none()
+                    && r.device_authorization.is_some() =>
+            {
+                Flow::Device
+            }
             Flow::Auto if r.device_authorization.is_none() => Flow::Browser,
             // `--no-browser` keeps the browser flow and shows the URL instead; with no way to
             // open a browser at all (an SSH session), the device flow works from anywhere.
@@ -461,6 +683,16 @@ impl OAuthProvider {
         for (k, v) in &self.config.extra_auth_params {
             request = request.add_extra_param(k.clone(), v.clone());
         }
+        // OpenID Connect Core §3.1.2.1: a nonce binds the ID token to this login.
+        let nonce = self
+            .config
+            .scopes
+            .iter()
+            .any(|s| s == "openid")
+            .then(|| CsrfToken::new_random().secret().clone());
+        if let Some(n) = &nonce {
+            request = request.add_extra_param("nonce", n.clone());
+        }
         let (url, state) = request.url();
         self.services.open_url(url.as_str())?;
         self.services
@@ -477,13 +709,13 @@ impl OAuthProvider {
         self.services.progress("Done", true)?;
         let callback = callback?;
         let sent_at = self.clock.now();
-        let http = self.http()?;
         let resp = client
             .exchange_code(AuthorizationCode::new(callback.code.into_inner()))
             .set_pkce_verifier(verifier)
-            .request(&|req| http.call(req))
+            .request(&|req| self.token_call(req))
             .map_err(|e| self.token_error("the code exchange failed", e))?;
-        self.accept(&resp, sent_at, "browser", None, r)?;
+        let claims = self.login_claims(&resp, r, nonce.as_deref())?;
+        self.accept(&resp, sent_at, "browser", None, r, claims)?;
         Ok(())
     }
 
@@ -494,11 +726,13 @@ impl OAuthProvider {
         let client = self
             .client_for(&r.token)?
             .set_device_authorization_url(DeviceAuthorizationUrl::from_url(dev));
-        let http = self.http()?;
-        let details: StandardDeviceAuthorizationResponse = client
-            .exchange_device_code()
-            .add_scopes(self.scopes())
-            .request(&|req| http.call(req))
+        let mut details_request = client.exchange_device_code().add_scopes(self.scopes());
+        // Auth0 issues tokens for an API only when told which (`audience`).
+        if let Some(a) = self.config.extra_auth_params.get("audience") {
+            details_request = details_request.add_extra_param("audience", a.clone());
+        }
+        let details: StandardDeviceAuthorizationResponse = details_request
+            .request(&|req| self.token_call(req))
             .map_err(|e| self.token_error("the device authorization request failed", e))?;
         // The interval is slept as given, and oauth2 adds 5 s to it on every `slow_down`
         // without an overflow check (a panic near u64::MAX seconds): refuse absurd ones.
@@ -528,7 +762,7 @@ impl OAuthProvider {
             .request(
                 &|req| {
                     *last_sent.lock().unwrap_or_else(|p| p.into_inner()) = self.clock.now();
-                    http.call(req)
+                    self.token_call(req)
                 },
                 |d| sleeper.sleep(d),
                 None,
@@ -536,11 +770,19 @@ impl OAuthProvider {
         self.services.progress("Done", true)?;
         let resp = result.map_err(|e| match e {
             RequestTokenError::ServerResponse(r) => {
-                let desc = r.error_description().map(|d| format!(": {d}")).unwrap_or_default();
+                let desc = self.describe(r.error_description());
                 match r.error().as_ref() {
-                    "access_denied" => Error::interaction(format!("the login was denied (access_denied{desc})")),
-                    "expired_token" => Error::interaction(format!(
-                        "the device code expired before the login was approved (expired_token{desc}); run the login again"
+                    // `authorization_declined`: Entra ID's word for it.
+                    code @ ("access_denied" | "authorization_declined") => Error::interaction(format!("the login was denied ({code}{desc})")),
+                    // GitHub's documentation spells it `token_expired` in one place.
+                    code @ ("expired_token" | "token_expired" | "bad_verification_code" | "incorrect_device_code") => Error::interaction(format!(
+                        "the device code expired before the login was approved ({code}{desc}); run the login again"
+                    )),
+                    code @ ("device_flow_disabled" | "unauthorized_client") => Error::configuration(format!(
+                        "the server does not allow the device flow for this client (`{code}`{desc}); enable it for the application, or use `--flow browser`"
+                    )),
+                    code @ ("incorrect_client_credentials" | "invalid_client") => Error::configuration(format!(
+                        "the server rejected the client (`{code}`{desc}); check `client_id`"
                     )),
                     code => Error::other(format!("the device login failed: the server answered `{code}`{desc}")),
                 }
@@ -554,25 +796,29 @@ impl OAuthProvider {
             RequestTokenError::Other(m) => Error::other(format!("the device login failed: {m}")),
         })?;
         let sent_at = *last_sent.lock().unwrap_or_else(|p| p.into_inner());
-        self.accept(&resp, sent_at, "device", None, r)?;
+        let claims = self.login_claims(&resp, r, None)?;
+        self.accept(&resp, sent_at, "device", None, r, claims)?;
         Ok(())
     }
 
     fn client_credentials(&self, r: &Resolved, previous: Option<&Stored>) -> Result<Stored> {
         let client = self.client_for(&r.token)?;
-        if self.config.client_secret.is_none() {
+        if self.config.auth_method == AuthMethod::None {
             return Err(Error::configuration(
-                "the client credentials flow needs a client secret: set `client_secret_env` or `client_secret_file`",
+                "the client credentials flow needs a confidential client: set `client_secret_env`, `client_secret_file` or `private_key_file`",
             ));
         }
         let sent_at = self.clock.now();
-        let http = self.http()?;
-        let resp = client
+        let mut request = client
             .exchange_client_credentials()
-            .add_scopes(self.scopes())
-            .request(&|req| http.call(req))
+            .add_scopes(self.scopes());
+        if let Some(a) = self.config.extra_auth_params.get("audience") {
+            request = request.add_extra_param("audience", a.clone());
+        }
+        let resp = request
+            .request(&|req| self.token_call(req))
             .map_err(|e| self.token_error("the client credentials grant failed", e))?;
-        self.accept(&resp, sent_at, "client_credentials", previous, r)
+        self.accept(&resp, sent_at, "client_credentials", previous, r, None)
     }
 
     /// The refresh grant (or a new client-credentials grant). `force` refreshes even a valid
@@ -599,6 +845,8 @@ impl OAuthProvider {
             return Ok(false);
         }
         let r = Resolved {
+            issuer: None,
+            jwks_uri: None,
             authorization: None,
             token: Url::parse(&stored.token_endpoint)
                 .map_err(|e| Error::other(format!("stored token endpoint is not a URL: {e}")))?,
@@ -621,7 +869,6 @@ impl OAuthProvider {
         };
         let client = self.client_for(&r.token)?;
         let sent_at = self.clock.now();
-        let http = self.http()?;
         self.log(
             LogLevel::Debug,
             &format!("refreshing the tokens of `{}`", self.name),
@@ -630,20 +877,17 @@ impl OAuthProvider {
         // fails with `invalid_scope` whenever the server granted fewer than were asked.
         let result = client
             .exchange_refresh_token(&RefreshToken::new(rt.expose().clone()))
-            .request(&|req| http.call(req));
+            .request(&|req| self.token_call(req));
         match result {
             Ok(resp) => {
-                self.accept(&resp, sent_at, &stored.flow, Some(&stored), &r)?;
+                self.accept(&resp, sent_at, &stored.flow, Some(&stored), &r, None)?;
                 Ok(true)
             }
             Err(RequestTokenError::ServerResponse(r)) if r.error().as_ref() == "invalid_scope" => {
                 // The refresh asked for no scope, so the server holds the grant itself to be
                 // insufficient now (a policy changed): only a new login helps. The refresh
                 // token is kept; it is not known to be dead.
-                let desc = r
-                    .error_description()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default();
+                let desc = self.describe(r.error_description());
                 Err(Error::not_authenticated(format!(
                     "the refresh failed: `invalid_scope`{desc}; the server no longer grants these scopes to this login; run `qlam auth login {}`",
                     self.name
@@ -787,6 +1031,9 @@ fn browser_available() -> bool {
 
 impl Provider for OAuthProvider {
     fn description(&self) -> String {
+        if let (Some(p), Some(site)) = (self.config.quirks.preset, &self.config.quirks.site) {
+            return format!("{} at {site}", p.title());
+        }
         match &self.config.issuer {
             Some(i) => format!("OAuth 2.0 / OpenID Connect at {i}"),
             None => "OAuth 2.0".into(),
@@ -803,6 +1050,9 @@ impl Provider for OAuthProvider {
         m.insert("provider".into(), json!(self.name));
         m.insert("issuer".into(), json!(self.config.issuer));
         m.insert("client_id".into(), json!(self.config.client_id));
+        if let Some(site) = &self.config.quirks.site {
+            m.insert("site".into(), json!(site));
+        }
         m.insert(
             "authenticated".into(),
             json!(stored
@@ -825,6 +1075,19 @@ impl Provider for OAuthProvider {
             m.insert("expires_at".into(), json!(s.expires_at));
             m.insert("flow".into(), json!(s.flow));
             m.insert("refreshable".into(), json!(s.refresh_token.is_some()));
+            // The user name credential helpers (git) send with the token.
+            let helper_username = match &self.config.quirks.helper_username {
+                Some(HelperUsername::Login) => s
+                    .claims
+                    .get("preferred_username")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                Some(HelperUsername::Fixed(name)) => Some((*name).to_owned()),
+                None => None,
+            };
+            if let Some(u) = helper_username {
+                m.insert("helper_username".into(), json!(u));
+            }
         } else {
             m.insert("scopes".into(), json!(self.config.scopes));
         }
@@ -940,7 +1203,11 @@ impl LoginLogout for OAuthProvider {
                 Some(Err(_)) => report.warnings.push(
                     "the stored revocation endpoint is not a URL; tokens were not revoked".into(),
                 ),
-                None => {}
+                None => {
+                    if let Some(note) = self.config.quirks.logout_note {
+                        report.warnings.push(note.to_owned());
+                    }
+                }
             }
         }
         // Local state goes whatever happened at the server.
@@ -954,7 +1221,8 @@ impl Refresh for OAuthProvider {
         match self.load() {
             Ok(Some(s)) => {
                 s.refresh_token.is_some()
-                    || (s.flow == "client_credentials" && self.config.client_secret.is_some())
+                    || (s.flow == "client_credentials"
+                        && self.config.auth_method != AuthMethod::None)
             }
             // Nothing yet: a service identity fetches its first token as a "refresh".
             Ok(None) => self.is_service_identity(),

@@ -10,6 +10,8 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
+    /// The body, as text.
+    pub body: String,
 }
 
 impl Request {
@@ -19,6 +21,13 @@ impl Request {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// A field of a form body.
+    pub fn form(&self, key: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.body.as_bytes())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
     }
 
     /// The Authorization header, or "".
@@ -81,13 +90,13 @@ fn read_request(stream: &std::net::TcpStream) -> Option<Request> {
         .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
-    // Read (and drop) the body, so the client sees its request taken whole.
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
     Some(Request {
         method,
         path,
         headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
     })
 }
 

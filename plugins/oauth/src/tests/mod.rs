@@ -19,11 +19,13 @@ use crate::OAuthFactory;
 pub struct Req {
     pub path: String,
     pub authorization: Option<String>,
+    pub accept: Option<String>,
+    pub user_agent: Option<String>,
     pub body: String,
 }
 
 impl Req {
-    fn form(&self, key: &str) -> Option<String> {
+    pub fn form(&self, key: &str) -> Option<String> {
         url::form_urlencoded::parse(self.body.as_bytes())
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.into_owned())
@@ -32,13 +34,13 @@ impl Req {
 
 type Handler = dyn Fn(&Req) -> (u16, String) + Send + Sync;
 
-struct Stub {
-    base: String,
+pub struct Stub {
+    pub base: String,
     requests: Arc<Mutex<Vec<Req>>>,
 }
 
 impl Stub {
-    fn start(handler: impl Fn(&Req) -> (u16, String) + Send + Sync + 'static) -> Stub {
+    pub fn start(handler: impl Fn(&Req) -> (u16, String) + Send + Sync + 'static) -> Stub {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -59,6 +61,7 @@ impl Stub {
                     let _method = parts.next();
                     let path = parts.next().unwrap_or("").to_owned();
                     let (mut len, mut authorization) = (0usize, None);
+                    let (mut accept, mut user_agent) = (None, None);
                     loop {
                         let mut h = String::new();
                         if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
@@ -71,12 +74,20 @@ impl Stub {
                         if lower.starts_with("authorization:") {
                             authorization = Some(h["authorization:".len()..].trim().to_owned());
                         }
+                        if lower.starts_with("accept:") {
+                            accept = Some(h["accept:".len()..].trim().to_owned());
+                        }
+                        if lower.starts_with("user-agent:") {
+                            user_agent = Some(h["user-agent:".len()..].trim().to_owned());
+                        }
                     }
                     let mut body = vec![0u8; len];
                     let _ = reader.read_exact(&mut body);
                     let req = Req {
                         path,
                         authorization,
+                        accept,
+                        user_agent,
                         body: String::from_utf8_lossy(&body).into_owned(),
                     };
                     log.lock().unwrap().push(req.clone());
@@ -86,9 +97,16 @@ impl Stub {
                     } else {
                         ""
                     };
+                    // JSON unless the body is a form (GitHub's default answer).
+                    let content_type =
+                        if body.starts_with('{') || body.starts_with('[') || body.is_empty() {
+                            "application/json"
+                        } else {
+                            "application/x-www-form-urlencoded"
+                        };
                     let _ = write!(
                         stream,
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                         body.len()
                     );
                 });
@@ -97,7 +115,7 @@ impl Stub {
         Stub { base, requests }
     }
 
-    fn requests_to(&self, path: &str) -> Vec<Req> {
+    pub fn requests_to(&self, path: &str) -> Vec<Req> {
         self.requests
             .lock()
             .unwrap()
@@ -806,3 +824,5 @@ fn the_refresh_margin_is_capped_at_half_the_lifetime() {
     clock.advance(Duration::from_secs(31));
     assert_eq!(stub.requests_to("/token").len(), 1);
 }
+
+mod presets;
