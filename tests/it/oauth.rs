@@ -487,3 +487,51 @@ fn a_service_identity_gets_its_token_on_first_use_one_grant_for_sixteen_processe
     assert_eq!(status.json()[1]["status"], "authenticated");
     run(&mut qlam(&["auth", "login", "svc"])).ok();
 }
+
+/// `private_key_jwt` (RFC 7523): what Entra ID, Okta and Keycloak recommend for services. The
+/// real server checks the signature against the client's registered key, the audience, and
+/// that no assertion is used twice (a fresh `jti` for every request).
+#[test]
+fn private_key_jwt_service_identities_with_ec_and_rsa_keys() {
+    let server = OAuthServer::start(600);
+    let home = Home::new();
+    let provider = |name: &str, client: &str, key: &std::path::Path, kid: &str| {
+        format!(
+            "[[contexts.t.auth_providers]]\nname = \"{name}\"\nprovider = \"oauth\"\nissuer = \"{}\"\nclient_id = \"{client}\"\nprivate_key_file = \"{}\"\nprivate_key_id = \"{kid}\"\nflow = \"client_credentials\"\nscopes = [\"api\"]\nca_file = \"{}\"\n",
+            server.issuer,
+            key.display(),
+            server.ca_file.display()
+        )
+    };
+    home.write_config(&format!(
+        "current_context = \"t\"\n[contexts.t]\n{}{}{}",
+        provider("ec", "qlam-jwt", &server.client_key, "qlam-jwt-key"),
+        provider(
+            "rsa",
+            "qlam-jwt-rsa",
+            &server.client_rsa_key,
+            "qlam-jwt-rsa-key"
+        ),
+        // The EC client presenting the RSA key: the server must refuse it.
+        provider("wrong", "qlam-jwt", &server.client_rsa_key, "qlam-jwt-key"),
+    ));
+    for name in ["ec", "rsa"] {
+        let t = home.run(&["auth", "token", name]);
+        t.ok();
+        assert!(!t.stdout.trim().is_empty());
+    }
+    // A forced renewal is a new grant with a new assertion (a replayed one is refused).
+    home.run(&["auth", "refresh", "ec", "--force"]).ok();
+    let grants = server.events("grant.success", Some("client_credentials"));
+    let by = |client: &str| {
+        grants
+            .iter()
+            .filter(|g| g["client_id"] == client && g["client_auth_method"] == "private_key_jwt")
+            .count()
+    };
+    assert_eq!((by("qlam-jwt"), by("qlam-jwt-rsa")), (2, 1), "{grants:?}");
+
+    let r = home.run(&["auth", "token", "wrong"]);
+    r.code(1);
+    assert!(r.stderr.contains("rejected the client"), "{}", r.stderr);
+}

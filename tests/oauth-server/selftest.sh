@@ -59,6 +59,25 @@ process.stdout.write(typeof value === 'string' ? value : JSON.stringify(value));
 EOF
 jget() { node "$WORK/jget.mjs" "$2" <<<"$1"; }
 
+# --- client assertion (RFC 7523) signer for the private_key_jwt clients -------
+cat >"$WORK/assertion.mjs" <<'EOF'
+// usage: node assertion.mjs KEY_PEM CLIENT_ID KID ALG AUD  (prints a signed client assertion)
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+const [keyFile, clientId, kid, alg, aud] = process.argv.slice(2);
+const key = crypto.createPrivateKey(fs.readFileSync(keyFile));
+const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+const now = Math.floor(Date.now() / 1000);
+const input = `${part({ alg, kid, typ: 'JWT' })}.${part({
+  iss: clientId, sub: clientId, aud, jti: crypto.randomUUID(), iat: now, exp: now + 60,
+})}`;
+const signature = crypto.sign('sha256', Buffer.from(input),
+  alg.startsWith('ES') ? { key, dsaEncoding: 'ieee-p1363' } : key);
+process.stdout.write(`${input}.${signature.toString('base64url')}`);
+EOF
+assertion() { node "$WORK/assertion.mjs" "$@"; }
+JWT_BEARER=urn:ietf:params:oauth:client-assertion-type:jwt-bearer
+
 # --- callback listener: random port, records the first request line ----------
 cat >"$WORK/listener.mjs" <<'EOF'
 import * as fs from 'node:fs';
@@ -120,7 +139,9 @@ LOG=$WORK/events.log
 mkfifo "$WORK/stdin"
 T0=$(now_ms)
 node server.mjs --tls-cert "$WORK/server.pem" --tls-key "$WORK/server.key" \
-  --access-token-ttl "$ATTL" --log "$LOG" <"$WORK/stdin" >"$WORK/ready" 2>"$WORK/server.err" &
+  --access-token-ttl "$ATTL" --log "$LOG" \
+  --client-key-out "$WORK/jwt-ec.pem" --client-rsa-key-out "$WORK/jwt-rsa.pem" \
+  <"$WORK/stdin" >"$WORK/ready" 2>"$WORK/server.err" &
 SERVER_PID=$!
 exec 7>"$WORK/stdin" # the server's stdin stays open while fd 7 is open
 for i in $(seq 1 300); do
@@ -171,6 +192,37 @@ CC3=$("${CURL[@]}" -u qlam-service:wrong -d grant_type=client_credentials "$TOKE
 check "client_credentials with a wrong secret: invalid_client" [ "$(jget "$CC3" .error)" = invalid_client ]
 CC4=$("${CURL[@]}" -d grant_type=client_credentials -d client_id=qlam-cli "$TOKEN")
 check "client_credentials for the public client: refused ($(jget "$CC4" .error))" [ -n "$(jget "$CC4" .error)" ]
+
+# --- 4b. private_key_jwt clients (RFC 7523 client assertions) -------------------------
+for f in jwt-ec jwt-rsa; do
+  checkc "--client-key-out/--client-rsa-key-out: $f.pem is a PKCS#8 PEM private key with mode 600" \
+    '[ "$(head -n 1 "$WORK/$f.pem")" = "-----BEGIN PRIVATE KEY-----" ] && [ "$(stat -c %a "$WORK/$f.pem")" = 600 ]'
+done
+checkc "discovery: token_endpoint_auth_methods_supported has private_key_jwt" \
+  '[[ "$(jget "$DISCO" .token_endpoint_auth_methods_supported)" == *\"private_key_jwt\"* ]]'
+# jwt_post CLIENT_ID ASSERTION -> client_credentials response from the token endpoint
+jwt_post() {
+  "${CURL[@]}" -d grant_type=client_credentials -d "client_id=$1" -d "client_assertion_type=$JWT_BEARER" \
+    -d "client_assertion=$2" "$TOKEN"
+}
+# jwt_cc KEY CLIENT_ID KID ALG AUD -> response for a fresh assertion
+jwt_cc() { jwt_post "$2" "$(assertion "$@")"; }
+ASSERTION=$(assertion "$WORK/jwt-ec.pem" qlam-jwt qlam-jwt-key ES256 "$TOKEN")
+J=$(jwt_post qlam-jwt "$ASSERTION")
+check "qlam-jwt (ES256, aud = token endpoint): access token" [ -n "$(jget "$J" .access_token)" ]
+J=$(jwt_post qlam-jwt "$ASSERTION")
+check "qlam-jwt: the same assertion (jti) again: invalid_client" [ "$(jget "$J" .error)" = invalid_client ]
+J=$(jwt_cc "$WORK/jwt-ec.pem" qlam-jwt qlam-jwt-key ES256 "$ISSUER")
+check "qlam-jwt (aud = issuer): access token" [ -n "$(jget "$J" .access_token)" ]
+J=$(jwt_cc "$WORK/jwt-ec.pem" qlam-jwt qlam-jwt-key ES256 "$ISSUER/")
+check "qlam-jwt (aud = issuer with a trailing slash): invalid_client" [ "$(jget "$J" .error)" = invalid_client ]
+node -e 'process.stdout.write(require("crypto").generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }))' >"$WORK/jwt-wrong.pem"
+J=$(jwt_cc "$WORK/jwt-wrong.pem" qlam-jwt qlam-jwt-key ES256 "$TOKEN")
+check "qlam-jwt signed with a wrong key: invalid_client" [ "$(jget "$J" .error)" = invalid_client ]
+J=$(jwt_cc "$WORK/jwt-rsa.pem" qlam-jwt qlam-jwt-key RS256 "$TOKEN")
+check "qlam-jwt with RS256 instead of its registered ES256: invalid_client" [ "$(jget "$J" .error)" = invalid_client ]
+J=$(jwt_cc "$WORK/jwt-rsa.pem" qlam-jwt-rsa qlam-jwt-rsa-key RS256 "$TOKEN")
+check "qlam-jwt-rsa (RS256): access token" [ -n "$(jget "$J" .access_token)" ]
 
 # --- 5. authorization code + PKCE S256, random loopback port --------------------------
 # auth_code_flow NAME SCOPE [scripted-user options...] -> sets CB_URL, SU_RC, REDIRECT_URI, VERIFIER, STATE
@@ -396,7 +448,7 @@ n_cc=$(grep '"event":"grant.success"' "$LOG" | grep -c '"grant_type":"client_cre
 n_ac=$(grep '"event":"grant.success"' "$LOG" | grep -c '"grant_type":"authorization_code"')
 n_rt=$(grep '"event":"grant.success"' "$LOG" | grep -c '"grant_type":"refresh_token"')
 n_dc=$(grep '"event":"grant.success"' "$LOG" | grep -c '"grant_type":"urn:ietf:params:oauth:grant-type:device_code"')
-check "log: grant.success client_credentials = 2 (got $n_cc)" [ "$n_cc" = 2 ]
+check "log: grant.success client_credentials = 5 (got $n_cc)" [ "$n_cc" = 5 ]
 check "log: grant.success authorization_code = 4 (got $n_ac)" [ "$n_ac" = 4 ]
 check "log: grant.success refresh_token = 4 (got $n_rt)" [ "$n_rt" = 4 ]
 check "log: grant.success device_code = 1 (got $n_dc)" [ "$n_dc" = 1 ]
@@ -407,6 +459,12 @@ check "log: grant.error invalid_grant for refresh_token recorded" \
 check "log: grant.revoked recorded" grep -q '"event":"grant.revoked"' "$LOG"
 check "log: revocation.success of a RefreshToken recorded" grep -q '"event":"revocation.success".*"token_kind":"RefreshToken"' "$LOG"
 check "log: grant.error slow_down recorded" grep -q '"error":"slow_down"' "$LOG"
+check "log: qlam-jwt grant.success with client_auth_method private_key_jwt" \
+  grep -q '"event":"grant.success","grant_type":"client_credentials","client_id":"qlam-jwt",.*"client_auth_method":"private_key_jwt","client_assertion_alg":"ES256","client_assertion_kid":"qlam-jwt-key"' "$LOG"
+check "log: qlam-jwt wrong key logged as grant.error invalid_client" \
+  grep -q '"event":"grant.error","grant_type":"client_credentials","client_id":"qlam-jwt","error":"invalid_client",.*"client_auth_method":"private_key_jwt"' "$LOG"
+check "log: qlam-service client_secret_basic logged as such" \
+  grep -q '"client_id":"qlam-service",.*"client_auth_method":"client_secret_basic"' "$LOG"
 check "log: every line is JSON" node -e '
   const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n");
   for (const l of lines) JSON.parse(l);' "$LOG"
@@ -433,6 +491,9 @@ ISSUER2=$(jget "$(head -n 1 "$WORK/ready2")" .issuer)
 checkc "http mode: ready line issuer $ISSUER2" '[[ "$ISSUER2" =~ ^http://127\.0\.0\.1:[0-9]+$ ]]'
 CC=$(curl -sS --max-time 10 -u qlam-service:qlam-service-secret -d grant_type=client_credentials "$ISSUER2/token")
 check "http mode: default access token TTL is 60 s" [ "$(jget "$CC" .expires_in)" = 60 ]
+J=$(curl -sS --max-time 10 -d grant_type=client_credentials -d client_id=qlam-jwt -d "client_assertion_type=$JWT_BEARER" \
+  -d "client_assertion=$(assertion "$WORK/jwt-ec.pem" qlam-jwt qlam-jwt-key ES256 "$ISSUER2/token")" "$ISSUER2/token")
+check "http mode without --client-key-out: no qlam-jwt client (invalid_client)" [ "$(jget "$J" .error)" = invalid_client ]
 kill -TERM "$SERVER2_PID"
 for i in $(seq 1 60); do kill -0 "$SERVER2_PID" 2>/dev/null || break; sleep 0.05; done
 if kill -0 "$SERVER2_PID" 2>/dev/null; then

@@ -4,7 +4,7 @@
 //   node server.mjs [--tls-cert FILE --tls-key FILE] [--access-token-ttl SECONDS]
 //                   [--refresh-token-ttl SECONDS] [--device-interval SECONDS]
 //                   [--no-slow-down] [--strict-offline-access] [--log FILE]
-//                   [--ignore-stdin]
+//                   [--ignore-stdin] [--client-key-out FILE] [--client-rsa-key-out FILE]
 //
 // Listens on 127.0.0.1 with an ephemeral port, then prints exactly one JSON
 // line on stdout: {"issuer":"https://127.0.0.1:PORT","port":PORT}
@@ -41,9 +41,9 @@ function positiveInt(name, value, fallback) {
 }
 
 // Start the (slow, thread-pool) RSA key generation for the ID token signing key
-// while the main thread loads oidc-provider.
-const signingKeyPair = promisify(crypto.generateKeyPair)('rsa', { modulusLength: 2048 });
-const { default: Provider, errors } = await import('oidc-provider');
+// while the main thread parses the options and loads oidc-provider.
+const generateKeyPair = promisify(crypto.generateKeyPair);
+const signingKeyPair = generateKeyPair('rsa', { modulusLength: 2048 });
 
 let args;
 try {
@@ -58,6 +58,8 @@ try {
       'strict-offline-access': { type: 'boolean', default: false },
       log: { type: 'string' },
       'ignore-stdin': { type: 'boolean', default: false },
+      'client-key-out': { type: 'string' },
+      'client-rsa-key-out': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -71,9 +73,33 @@ if (args.help) {
   process.stderr.write(`usage: node server.mjs [--tls-cert FILE --tls-key FILE] [--access-token-ttl SECONDS]
                       [--refresh-token-ttl SECONDS] [--device-interval SECONDS] [--no-slow-down]
                       [--strict-offline-access] [--log FILE] [--ignore-stdin]
+                      [--client-key-out FILE] [--client-rsa-key-out FILE]
 `);
   process.exit(0);
 }
+
+// private_key_jwt clients (RFC 7523 client assertions), each registered only
+// when its option names a file for the client's private key. The key pairs are
+// generated in the thread pool while oidc-provider loads.
+const JWT_CLIENTS = [
+  {
+    option: 'client-key-out', clientId: 'qlam-jwt', kid: 'qlam-jwt-key', alg: 'ES256',
+    type: 'ec', keyOptions: { namedCurve: 'P-256' },
+  },
+  {
+    option: 'client-rsa-key-out', clientId: 'qlam-jwt-rsa', kid: 'qlam-jwt-rsa-key', alg: 'RS256',
+    type: 'rsa', keyOptions: { modulusLength: 2048 },
+  },
+].filter((c) => args[c.option] !== undefined);
+for (const c of JWT_CLIENTS) {
+  if (args[c.option] === '') fail(`--${c.option} needs a file name`);
+}
+if (JWT_CLIENTS.length === 2 && args['client-key-out'] === args['client-rsa-key-out']) {
+  fail('--client-key-out and --client-rsa-key-out must name different files');
+}
+for (const c of JWT_CLIENTS) c.keyPair = generateKeyPair(c.type, c.keyOptions);
+
+const { default: Provider, errors } = await import('oidc-provider');
 
 if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) {
   fail('--tls-cert and --tls-key must be given together');
@@ -156,6 +182,40 @@ const signingKey = {
   alg: 'RS256',
 };
 
+// Write each private_key_jwt client's private key (PKCS#8 PEM, mode 0600) now,
+// before the ready line, and build its client metadata with the public JWK.
+const jwtClientMetadata = [];
+for (const c of JWT_CLIENTS) {
+  const { privateKey: clientPrivateKey, publicKey: clientPublicKey } = await c.keyPair;
+  const file = args[c.option];
+  try {
+    const fd = fs.openSync(file, 'w', 0o600);
+    try {
+      fs.fchmodSync(fd, 0o600); // the file may have existed with another mode
+      fs.writeSync(fd, clientPrivateKey.export({ type: 'pkcs8', format: 'pem' }));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    fail(`--${c.option}: cannot write ${file}: ${err.message}`);
+  }
+  jwtClientMetadata.push({
+    // Confidential native client authenticating with private_key_jwt; the
+    // assertion must be signed with c.alg (token_endpoint_auth_signing_alg).
+    client_id: c.clientId,
+    client_name: `qlam ${c.clientId} (private_key_jwt, ${c.alg})`,
+    application_type: 'native',
+    token_endpoint_auth_method: 'private_key_jwt',
+    token_endpoint_auth_signing_alg: c.alg,
+    grant_types: ['client_credentials', 'authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: [LOOPBACK_REDIRECT],
+    jwks: {
+      keys: [{ ...clientPublicKey.export({ format: 'jwk' }), kid: c.kid, alg: c.alg, use: 'sig' }],
+    },
+  });
+}
+
 function accountClaims(accountId) {
   return {
     sub: accountId,
@@ -193,7 +253,16 @@ const configuration = {
       response_types: ['code'],
       redirect_uris: [LOOPBACK_REDIRECT],
     },
+    ...jwtClientMetadata,
   ],
+
+  // Client authentication methods and client assertion algorithms. These are
+  // oidc-provider 9's defaults, spelled out because the private_key_jwt
+  // clients (qlam-jwt: ES256, qlam-jwt-rsa: RS256) depend on them.
+  clientAuthMethods: ['client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt', 'none'],
+  enabledJWA: {
+    clientAuthSigningAlgValues: ['HS256', 'RS256', 'PS256', 'ES256', 'Ed25519', 'EdDSA'],
+  },
 
   jwks: { keys: [signingKey] },
   cookies: {
@@ -360,6 +429,38 @@ provider.on('userinfo.error', (ctx, err) => {
 // device_code (sha256) -> time of the last poll in ms
 const lastDevicePoll = new Map();
 
+// How a token or revocation request authenticated the client, read
+// from the request itself (so also for failed requests): the method, and for a
+// client assertion its (unverified) header alg/kid and its aud, iss and sub.
+function clientAuthFields(ctx, params) {
+  const authorization = ctx.headers.authorization;
+  if (typeof authorization === 'string' && /^basic /i.test(authorization)) {
+    return { client_auth_method: 'client_secret_basic' };
+  }
+  if (params.client_assertion !== undefined) {
+    const fields = { client_auth_method: 'private_key_jwt' };
+    try {
+      const [header, payload] = String(params.client_assertion).split('.', 2)
+        .map((part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8')));
+      if (typeof header.alg === 'string' && header.alg.startsWith('HS')) {
+        fields.client_auth_method = 'client_secret_jwt';
+      }
+      Object.assign(fields, {
+        client_assertion_alg: header.alg,
+        client_assertion_kid: header.kid,
+        client_assertion_aud: payload.aud,
+        client_assertion_iss: payload.iss,
+        client_assertion_sub: payload.sub,
+      });
+    } catch {
+      fields.client_assertion_alg = 'unparseable';
+    }
+    return fields;
+  }
+  if (params.client_secret !== undefined) return { client_auth_method: 'client_secret_post' };
+  return { client_auth_method: 'none' };
+}
+
 const authorizationPath = new URL(provider.urlFor('authorization')).pathname;
 
 provider.use(async (ctx, next) => {
@@ -398,7 +499,8 @@ provider.use(async (ctx, next) => {
   if (route === 'token') {
     const params = ctx.oidc.params || ctx.oidc.body || {};
     const grantType = params.grant_type;
-    const clientId = ctx.oidc.client?.clientId ?? params.client_id;
+    const authFields = clientAuthFields(ctx, params);
+    const clientId = ctx.oidc.client?.clientId ?? params.client_id ?? authFields.client_assertion_sub;
     const body = ctx.body && typeof ctx.body === 'object' ? ctx.body : {};
 
     if (grantType === DEVICE_CODE_GRANT && typeof params.device_code === 'string') {
@@ -432,6 +534,7 @@ provider.use(async (ctx, next) => {
         refresh_token_issued: Boolean(ctx.body?.refresh_token),
         refresh_token_rotated: grantType === 'refresh_token' ? Boolean(entities.RotatedRefreshToken) : undefined,
         grant_id: entities.Grant?.jti,
+        ...authFields,
       });
     } else {
       const err = ctx.state.qlamGrantError;
@@ -443,6 +546,7 @@ provider.use(async (ctx, next) => {
         error_description: finalBody.error_description,
         error_detail: err?.error_detail,
         status: ctx.status,
+        ...authFields,
       });
       if (grantType === 'refresh_token' && err?.error_detail === 'refresh token already used') {
         logEvent('refresh_token.reuse', {
@@ -455,14 +559,17 @@ provider.use(async (ctx, next) => {
   }
 
   if (route === 'revocation') {
-    const clientId = ctx.oidc.client?.clientId ?? ctx.oidc.params?.client_id;
+    const params = ctx.oidc.params || ctx.oidc.body || {};
+    const authFields = clientAuthFields(ctx, params);
+    const clientId = ctx.oidc.client?.clientId ?? params.client_id ?? authFields.client_assertion_sub;
     if (ctx.status === 200) {
       const entities = ctx.oidc.entities || {};
       const kind = ['RefreshToken', 'AccessToken', 'ClientCredentials'].find((k) => entities[k]);
       logEvent('revocation.success', {
         client_id: clientId,
-        token_type_hint: ctx.oidc.params?.token_type_hint,
+        token_type_hint: params.token_type_hint,
         token_kind: kind ?? 'none',
+        ...authFields,
       });
     } else {
       const err = ctx.state.qlamRevocationError;
@@ -470,6 +577,7 @@ provider.use(async (ctx, next) => {
         client_id: clientId,
         error: ctx.body?.error ?? err?.error,
         error_detail: err?.error_detail,
+        ...authFields,
       });
     }
   }
@@ -518,6 +626,12 @@ if (args['ignore-stdin']) {
   process.stdin.resume();
 }
 
-logEvent('server.ready', { issuer, port, access_token_ttl: accessTokenTTL, device_interval: deviceInterval });
+logEvent('server.ready', {
+  issuer,
+  port,
+  access_token_ttl: accessTokenTTL,
+  device_interval: deviceInterval,
+  jwt_clients: JWT_CLIENTS.length ? JWT_CLIENTS.map((c) => c.clientId) : undefined,
+});
 process.stderr.write(`server.mjs: ${issuer} ready after ${Math.round(performance.now())} ms (access token TTL ${accessTokenTTL} s, device interval ${deviceInterval} s)\n`);
 process.stdout.write(`${JSON.stringify({ issuer, port })}\n`);

@@ -14,6 +14,10 @@ pub struct OAuthServer {
     pub issuer: String,
     pub ca_file: PathBuf,
     pub log_file: PathBuf,
+    /// The private keys of the `private_key_jwt` clients `qlam-jwt` (EC P-256, kid
+    /// `qlam-jwt-key`) and `qlam-jwt-rsa` (RSA, kid `qlam-jwt-rsa-key`), made by the server.
+    pub client_key: PathBuf,
+    pub client_rsa_key: PathBuf,
     _dir: tempfile::TempDir,
     child: Child,
     _stdin: ChildStdin,
@@ -90,6 +94,8 @@ impl OAuthServer {
         let dir = tempfile::tempdir().unwrap();
         let (ca_file, cert, key) = make_certs(dir.path());
         let log_file = dir.path().join("server.log");
+        let client_key = dir.path().join("client-key.pem");
+        let client_rsa_key = dir.path().join("client-rsa-key.pem");
         let mut child = Command::new("node")
             .arg(server_dir().join("server.mjs"))
             .arg("--tls-cert")
@@ -100,6 +106,10 @@ impl OAuthServer {
             .arg(access_token_ttl.to_string())
             .arg("--log")
             .arg(&log_file)
+            .arg("--client-key-out")
+            .arg(&client_key)
+            .arg("--client-rsa-key-out")
+            .arg(&client_rsa_key)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -133,6 +143,8 @@ impl OAuthServer {
             issuer: v["issuer"].as_str().unwrap().to_owned(),
             ca_file,
             log_file,
+            client_key,
+            client_rsa_key,
             _dir: dir,
             child,
             _stdin: stdin,
