@@ -598,6 +598,30 @@ fn client_secret_basic_form_urlencodes_id_and_secret() {
 }
 
 #[test]
+fn client_secret_post_sends_id_and_secret_in_the_body_and_no_basic_header() {
+    let stub = Stub::start(|_| (200, tokens("a", None, Some(60))));
+    let clock = FakeClock::at(NOW);
+    let mut config = explicit(&stub);
+    config["flow"] = json!("client_credentials");
+    config["client_secret"] = json!("s3 cr:et/+%");
+    config["token_endpoint_auth_method"] = json!("client_secret_post");
+    let (p, _) = provider(config, &clock);
+    p.login_logout()
+        .unwrap()
+        .login(&LoginOptions::default())
+        .unwrap();
+    let sent = &stub.requests_to("/token")[0];
+    assert_eq!(sent.authorization, None);
+    assert_eq!(sent.form("client_id").as_deref(), Some("qlam-cli"));
+    assert_eq!(sent.form("client_secret").as_deref(), Some("s3 cr:et/+%"));
+    // A method that needs what is not configured is said at once.
+    let mut config = explicit(&stub);
+    config["token_endpoint_auth_method"] = json!("private_key_jwt");
+    let e = crate::config::OAuthConfig::parse(&config).unwrap_err();
+    assert!(e.message().contains("needs `private_key_file`"), "{e}");
+}
+
+#[test]
 fn invalid_client_is_a_configuration_error() {
     let stub = Stub::start(|_| (401, json!({"error": "invalid_client"}).to_string()));
     let clock = FakeClock::at(NOW);
