@@ -79,7 +79,7 @@ pub fn artifacts() -> &'static Artifacts {
                 "build",
                 "--quiet",
                 "-p",
-                "qlam-host",
+                "qlam",
                 "-p",
                 "qlam-provider-token",
                 "-p",

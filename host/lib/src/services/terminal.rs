@@ -8,9 +8,24 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use qlam_host::api::{Error as ProviderError, Interaction, InteractionReply, Secret};
-use qlam_host::UserInteraction;
+use qlam_plugin_api::{Error as ProviderError, Interaction, InteractionReply, Secret};
 
+use super::UserInteraction;
+
+/// The CLI's [`UserInteraction`], for embedders too: messages, device codes and progress on
+/// stderr (a spinner when stderr is a terminal), URLs opened with `$BROWSER` or the system's
+/// opener (printed instead with `no_browser`), prompts read from the terminal without echo for
+/// secrets, or one line per prompt from piped stdin.
+///
+/// ```no_run
+/// # fn main() -> Result<(), qlam_host::Error> {
+/// let client = qlam_host::AuthClient::builder()
+///     .interaction(std::sync::Arc::new(qlam_host::Terminal::new(false)))
+///     .build()?;
+/// client.login(Some("corp-sso"), &Default::default())?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct Terminal {
     no_browser: bool,
     stdin_is_tty: bool,
@@ -24,6 +39,7 @@ struct Spinner {
 }
 
 impl Terminal {
+    /// A terminal interaction; `no_browser` prints URLs instead of opening them.
     pub fn new(no_browser: bool) -> Self {
         Terminal {
             no_browser,

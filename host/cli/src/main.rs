@@ -9,7 +9,10 @@
 //! flushed by `std::process::exit`.
 #![cfg_attr(all(target_os = "linux", not(test)), no_main)]
 
-mod cli;
+mod app;
+mod args;
+mod helpers;
+mod plugin_admin;
 
 #[cfg(all(target_os = "linux", not(test)))]
 #[no_mangle]
@@ -23,7 +26,7 @@ extern "C" fn main(
     }
     open_standard_descriptors();
     // std::env::args still works: on Linux std captures argc/argv from .init_array.
-    let code = std::panic::catch_unwind(cli::main).unwrap_or(101);
+    let code = std::panic::catch_unwind(app::main).unwrap_or(101);
     std::process::exit(code)
 }
 
@@ -57,6 +60,6 @@ fn open_standard_descriptors() {
 
 #[cfg(any(not(target_os = "linux"), test))]
 fn main() {
-    let code = cli::main();
+    let code = app::main();
     std::process::exit(code);
 }

@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use qlam_host::config::{self, Config};
+use qlam_host::plugins::trust;
 use qlam_host::plugins::Origin;
-use qlam_host::{paths, trust, Error};
+use qlam_host::{paths, Error};
 use serde_json::{json, Value};
 
-use super::{print_json, Ctx};
+use crate::app::{print_json, Ctx};
 
 /// Removes a temp file unless it was renamed into place.
 struct TempFile(Option<PathBuf>);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::plugin_index::Stamp;
+use crate::plugins::index::Stamp;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct File {
@@ -56,7 +56,7 @@ impl PluginHashes {
         let mut f = std::fs::File::open(path).ok()?;
         // The stamp of what was hashed: the descriptor's, not the path's of a moment ago.
         let stamp = Stamp::of(&f.metadata().ok()?);
-        let h = crate::trust::sha256(&mut f).ok()?;
+        let h = crate::plugins::trust::sha256(&mut f).ok()?;
         self.file
             .entries
             .insert(path.to_owned(), (stamp, h.clone()));

@@ -5,6 +5,12 @@
 //! Each folder is listed non-recursively; files with the platform's library extension are
 //! loaded in name order. A file that cannot be loaded is reported with one line and skipped.
 
+pub(crate) mod check;
+pub mod hashes;
+pub(crate) mod index;
+pub(crate) mod log;
+pub mod trust;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,7 +25,7 @@ use crate::boundary::isolated::IsolatedLibrary;
 use crate::boundary::{BoundFactory, FactoryRef};
 use crate::error::{Error, Result};
 use crate::paths;
-use crate::plugin_index::{IndexedOutcome, IndexedType, PluginIndex, Stamp};
+use crate::plugins::index::{IndexedOutcome, IndexedType, PluginIndex, Stamp};
 
 /// Where a plugin folder on the search path came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +160,7 @@ enum FactorySource {
 #[derive(Debug)]
 struct LazyLibrary {
     path: PathBuf,
-    policy: crate::trust::TrustPolicy,
+    policy: crate::plugins::trust::TrustPolicy,
     load_timeout: Duration,
     loaded: OnceLock<std::result::Result<Vec<(String, FactoryHandle)>, String>>,
 }
@@ -275,7 +281,7 @@ struct Opened {
 /// index: the next run tries again).
 fn open_library_in_time(
     path: &Path,
-    policy: &crate::trust::TrustPolicy,
+    policy: &crate::plugins::trust::TrustPolicy,
     limit: Duration,
 ) -> std::result::Result<Opened, (LoadError, bool)> {
     let (p, pol) = (path.to_owned(), policy.clone());
@@ -320,7 +326,7 @@ fn open_library_in_time(
 /// The trust checks, the structural check, then the loader — all on one open descriptor.
 pub(crate) fn open_library(
     path: &Path,
-    policy: &crate::trust::TrustPolicy,
+    policy: &crate::plugins::trust::TrustPolicy,
 ) -> std::result::Result<qlam_plugin_api::ffi::LoadedLibrary, LoadError> {
     let refuse = |kind, summary| LoadError {
         path: path.to_owned(),
@@ -329,7 +335,7 @@ pub(crate) fn open_library(
         detail: String::new(),
         api_version: None,
     };
-    let mut checked = crate::trust::check(path, policy).map_err(|s| {
+    let mut checked = crate::plugins::trust::check(path, policy).map_err(|s| {
         let kind = if s == "is not a regular file" || s.starts_with("cannot be") {
             LoadErrorKind::Open
         } else {
@@ -337,7 +343,7 @@ pub(crate) fn open_library(
         };
         refuse(kind, s)
     })?;
-    if let Some(summary) = crate::libcheck::problem_in(&mut checked.file) {
+    if let Some(summary) = crate::plugins::check::problem_in(&mut checked.file) {
         return Err(refuse(LoadErrorKind::Open, summary));
     }
     #[cfg(windows)]
@@ -359,7 +365,7 @@ pub(crate) fn open_library(
     }
     if let Ok(lib) = &loaded {
         if let Some(set_log_sink) = lib.set_log_sink {
-            set_log_sink(crate::plugin_log::sink_for_plugins());
+            set_log_sink(crate::plugins::log::sink_for_plugins());
         }
     }
     // Keep the descriptor open for the life of the process, like the library itself: the
@@ -476,7 +482,7 @@ pub struct Registry {
     diagnostics: Vec<Diagnostic>,
     loaded_paths: HashSet<PathBuf>,
     index: Option<PluginIndex>,
-    policy: crate::trust::TrustPolicy,
+    policy: crate::plugins::trust::TrustPolicy,
     load_timeout: Duration,
     isolation: IsolationRules,
     /// The child processes of isolated libraries (started on first use).
@@ -492,7 +498,7 @@ impl Default for Registry {
             diagnostics: Vec::new(),
             loaded_paths: HashSet::new(),
             index: None,
-            policy: crate::trust::TrustPolicy::default(),
+            policy: crate::plugins::trust::TrustPolicy::default(),
             load_timeout: crate::boundary::DEFAULT_CALL_TIMEOUT,
             isolation: IsolationRules::default(),
             children: Default::default(),
@@ -546,7 +552,7 @@ impl Registry {
     }
 
     /// What plugin files must satisfy before they are loaded (symbolic links, pins).
-    pub(crate) fn set_trust(&mut self, policy: crate::trust::TrustPolicy) {
+    pub(crate) fn set_trust(&mut self, policy: crate::plugins::trust::TrustPolicy) {
         self.policy = policy;
     }
 

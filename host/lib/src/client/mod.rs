@@ -4,6 +4,11 @@
 //! all providers that support it and returns one [`Outcome`] per provider, failing only for
 //! configuration or usage errors.
 
+#[cfg(feature = "async")]
+pub(crate) mod asynch;
+#[cfg(feature = "reqwest")]
+pub mod middleware;
+
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -64,7 +69,7 @@ impl Default for AuthClientBuilder {
             interaction: Arc::new(NonInteractive),
             factories: Vec::new(),
             refresh_skew: DEFAULT_REFRESH_SKEW,
-            lock_timeout: crate::lock::DEFAULT_LOCK_TIMEOUT,
+            lock_timeout: crate::store::lock::DEFAULT_LOCK_TIMEOUT,
             credential_store: None,
             plugin_index: true,
             isolation_executable: None,
@@ -475,7 +480,7 @@ impl AuthClient {
     }
 
     fn configure(&self, registry: &mut Registry) {
-        registry.set_trust(crate::trust::TrustPolicy {
+        registry.set_trust(crate::plugins::trust::TrustPolicy {
             allow_symlinks: self.config.allow_symlink_plugins,
             pins: self.config.trusted_plugins.clone(),
             require_pinned: self.config.require_pinned_plugins,
@@ -674,8 +679,10 @@ impl AuthClient {
     ) -> Result<T> {
         let _op = slot.op_lock.lock().unwrap_or_else(|p| p.into_inner());
         let file_lock = match (&self.context, crate::failpoint::locks_disabled()) {
-            (Some(ctx), false) => Some(crate::lock::acquire(
-                &crate::lock::lock_path(&self.secrets.file.entry_path(&ctx.name, &slot.name)),
+            (Some(ctx), false) => Some(crate::store::lock::acquire(
+                &crate::store::lock::lock_path(
+                    &self.secrets.file.entry_path(&ctx.name, &slot.name),
+                ),
                 operation,
                 &slot.name,
                 self.lock_timeout,
@@ -706,7 +713,7 @@ impl AuthClient {
             slot.forget_answers();
         }
         if let Some((path, _)) = self.answer_file(name) {
-            crate::answers::drop_all(&path);
+            crate::store::answers::drop_all(&path);
         }
     }
 
@@ -980,7 +987,7 @@ impl AuthClient {
             &slot.headers,
             BoundProvider::headers,
             |h| h.cache,
-            crate::answers::save_headers,
+            crate::store::answers::save_headers,
         )
     }
 
@@ -1020,7 +1027,7 @@ impl AuthClient {
             &slot.token,
             BoundProvider::token,
             |t| t.cache,
-            crate::answers::save_token,
+            crate::store::answers::save_token,
         )
     }
 
@@ -1076,8 +1083,8 @@ impl AuthClient {
         let ctx = self.context.as_ref()?;
         let pc = ctx.auth_providers.iter().find(|p| p.name == name)?;
         Some((
-            crate::answers::path(&self.secrets.file.entry_path(&ctx.name, name)),
-            crate::answers::config_hash(&pc.provider_type, &pc.config),
+            crate::store::answers::path(&self.secrets.file.entry_path(&ctx.name, name)),
+            crate::store::answers::config_hash(&pc.provider_type, &pc.config),
         ))
     }
 
@@ -1085,13 +1092,13 @@ impl AuthClient {
     /// no plugin is loaded. `None` means "ask [`AuthClient::headers`]".
     pub fn cached_headers(&self, provider: &str) -> Option<Headers> {
         let (path, hash) = self.answer_file(provider)?;
-        crate::answers::headers(&path, &hash, Utc::now() + self.skew)
+        crate::store::answers::headers(&path, &hash, Utc::now() + self.skew)
     }
 
     /// A token answered earlier and still valid, from the store alone (see
     /// [`AuthClient::cached_headers`]).
     pub fn cached_token(&self, provider: &str) -> Option<Token> {
         let (path, hash) = self.answer_file(provider)?;
-        crate::answers::token(&path, &hash, Utc::now() + self.skew)
+        crate::store::answers::token(&path, &hash, Utc::now() + self.skew)
     }
 }

@@ -33,7 +33,7 @@ use serde_json::{Map, Value};
 
 use super::ops::{Op, Reply};
 use super::Failure;
-use crate::trust::TrustPolicy;
+use crate::plugins::trust::TrustPolicy;
 
 /// The hidden subcommand that makes `qlam` an isolated plugin's process.
 pub const CHILD_SUBCOMMAND: &str = "__isolated-plugin";
@@ -401,7 +401,7 @@ impl IsolatedLibrary {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
                         let text = String::from_utf8_lossy(&line);
-                        crate::plugin_log::emit_child_line(
+                        crate::plugins::log::emit_child_line(
                             &source,
                             text.trim_end_matches(['\n', '\r']),
                         );
@@ -428,7 +428,7 @@ impl IsolatedLibrary {
             allow_symlinks: self.policy.allow_symlinks,
             pins: self.policy.pins.clone(),
             require_pinned: self.policy.require_pinned,
-            max_log_level: crate::plugin_log::max_level(),
+            max_log_level: crate::plugins::log::max_level(),
         });
         let answer = self.exchange(&mut running, &init, None, deadline);
         if !matches!(answer, Ok(FromChild::Ready(_))) {
@@ -859,7 +859,7 @@ pub fn serve() -> i32 {
     let Ok(Some(ToChild::Init(init))) = receive() else {
         return 2;
     };
-    crate::plugin_log::forward_to_stderr(init.max_log_level);
+    crate::plugins::log::forward_to_stderr(init.max_log_level);
     let policy = TrustPolicy {
         allow_symlinks: init.allow_symlinks,
         pins: init.pins,

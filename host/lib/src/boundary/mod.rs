@@ -144,7 +144,7 @@ impl Callee {
             Failure::Provider(e) if e.kind() == ProviderErrorKind::Panic => {
                 tracing::debug!(
                     "{}",
-                    validate::escape(&crate::plugin_log::redact(e.message()))
+                    validate::escape(&crate::plugins::log::redact(e.message()))
                 );
                 Error::new(
                     ErrorKind::Provider(ProviderErrorKind::Panic),
@@ -461,7 +461,7 @@ pub(crate) fn registration_error(e: &qlam_plugin_api::Error) -> String {
     }
     tracing::debug!(
         "{}",
-        validate::escape(&crate::plugin_log::redact(e.message()))
+        validate::escape(&crate::plugins::log::redact(e.message()))
     );
     let labelled = e
         .message()

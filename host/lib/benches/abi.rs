@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 fn plugin_dir() -> PathBuf {
     std::env::var_os("QLAM_BENCH_PLUGIN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release"))
 }
 
 fn token_lib() -> PathBuf {

@@ -24,38 +24,30 @@
 
 #![warn(missing_docs)]
 
-mod answers;
-#[cfg(feature = "async")]
-mod asynch;
 mod boundary;
 mod client;
 pub mod config;
 mod error;
 mod failpoint;
 pub mod fsutil;
-mod keyring_store;
-mod libcheck;
-pub mod lock;
-#[cfg(feature = "reqwest")]
-pub mod middleware;
 pub mod paths;
-pub mod plugin_hashes;
-mod plugin_index;
-pub mod plugin_log;
 pub mod plugins;
 mod services;
 pub mod store;
-pub mod trust;
 
-#[cfg(feature = "async")]
-pub use asynch::AsyncAuthClient;
 pub use boundary::isolated::{serve as serve_isolated_plugin, CHILD_SUBCOMMAND};
 pub use boundary::DEFAULT_CALL_TIMEOUT;
+#[cfg(feature = "async")]
+pub use client::asynch::AsyncAuthClient;
+#[cfg(feature = "reqwest")]
+pub use client::middleware;
 pub use client::{
     AuthClient, AuthClientBuilder, ConfigProblem, Outcome, ProviderInfo, ProviderStatus,
     DEFAULT_REFRESH_SKEW,
 };
 pub use error::{Error, ErrorKind, Result};
+#[cfg(feature = "terminal")]
+pub use services::terminal::Terminal;
 pub use services::{NonInteractive, UserInteraction};
 
 /// The plugin interface this host was built with.

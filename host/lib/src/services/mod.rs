@@ -1,6 +1,9 @@
 //! The services the host gives each provider: the credential store scoped to (context,
 //! provider), user interaction, and logging into `tracing`.
 
+#[cfg(feature = "terminal")]
+pub(crate) mod terminal;
+
 use std::sync::Arc;
 
 use qlam_plugin_api::{
@@ -100,6 +103,6 @@ impl ServicesBackend for ProviderServices {
     }
 
     fn log(&self, level: LogLevel, message: &str) {
-        crate::plugin_log::emit(level, &self.provider, message)
+        crate::plugins::log::emit(level, &self.provider, message)
     }
 }

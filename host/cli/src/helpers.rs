@@ -14,8 +14,8 @@ use qlam_host::api::CacheControl;
 use qlam_host::config::HostRoute;
 use qlam_host::{AuthClient, Error};
 
-use super::args::HelperCommand;
-use super::Ctx;
+use crate::app::Ctx;
+use crate::args::HelperCommand;
 
 pub(super) fn run(ctx: &Ctx, cmd: &HelperCommand) -> Result<i32, Error> {
     match cmd {

@@ -6,6 +6,10 @@
 //! A file that does not parse is moved aside as `*.corrupt-<time>` with a warning and treated
 //! as empty: "not logged in", never a crash.
 
+pub(crate) mod answers;
+pub(crate) mod keyring;
+pub(crate) mod lock;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -62,8 +66,8 @@ pub fn fuzz_entry(bytes: &[u8]) {
 #[doc(hidden)]
 pub mod fuzzing {
     pub use super::fuzz_entry as entry;
-    pub use crate::answers::fuzz_answer_file as answer_file;
-    pub use crate::plugin_index::fuzz_index as plugin_index;
+    pub use crate::plugins::index::fuzz_index as plugin_index;
+    pub use crate::store::answers::fuzz_answer_file as answer_file;
 
     /// One input through all three: a credential file, an answer cache file, the plugin
     /// index.
@@ -360,7 +364,7 @@ pub enum StoreKind {
 #[derive(Debug)]
 pub(crate) enum Backend {
     File,
-    Keyring(crate::keyring_store::KeyringStore),
+    Keyring(crate::store::keyring::KeyringStore),
 }
 
 /// The credential store of a client: the configured kind, resolved (probed) once.
@@ -382,7 +386,7 @@ impl Secrets {
 
     fn keyring_settings() -> (std::time::Duration, usize) {
         let mut timeout = std::time::Duration::from_secs(5);
-        let mut chunk = crate::keyring_store::KeyringStore::default_chunk();
+        let mut chunk = crate::store::keyring::KeyringStore::default_chunk();
         if cfg!(feature = "failpoints") {
             if let Some(ms) = std::env::var("QLAM_TEST_KEYRING_TIMEOUT_MS")
                 .ok()
@@ -407,14 +411,14 @@ impl Secrets {
             let (timeout, chunk) = Self::keyring_settings();
             match self.kind {
                 StoreKind::File => Ok(Backend::File),
-                StoreKind::Keyring => crate::keyring_store::KeyringStore::probe(timeout, chunk)
+                StoreKind::Keyring => crate::store::keyring::KeyringStore::probe(timeout, chunk)
                     .map(Backend::Keyring)
                     .map_err(|e| {
                         Error::store(format!(
                             "credential_store = \"keyring\", but the system keyring is not available ({e}); set credential_store = \"auto\" or \"file\""
                         ))
                     }),
-                StoreKind::Auto => match crate::keyring_store::KeyringStore::probe(timeout, chunk) {
+                StoreKind::Auto => match crate::store::keyring::KeyringStore::probe(timeout, chunk) {
                     Ok(k) => Ok(Backend::Keyring(k)),
                     Err(e) => {
                         tracing::warn!(

@@ -9,11 +9,6 @@ macro_rules! outln {
     }};
 }
 
-mod args;
-mod helpers;
-mod plugin_admin;
-mod terminal;
-
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,15 +16,16 @@ use std::sync::Arc;
 use clap::{CommandFactory, Parser};
 use qlam_host::api::{CacheControl, LoginOptions};
 use qlam_host::config::{self, Config};
-use qlam_host::plugin_hashes::PluginHashes;
+use qlam_host::plugins::hashes::PluginHashes;
 use qlam_host::plugins::{LibraryOutcome, Registry};
 use qlam_host::{paths, AuthClient, Error, Outcome};
 use serde_json::{json, Map, Value};
 
-use args::{
+use crate::args::{
     AuthCommand, Cli, Command, ConfigCommand, ContextCommand, Flow, OutputFormat, PluginsCommand,
     TokenFormat,
 };
+use crate::{helpers, plugin_admin};
 
 pub fn main() -> i32 {
     // An isolated provider's process (`isolation = "process"`): the parent speaks to it over
@@ -224,24 +220,24 @@ where
     }
 }
 
-fn print_json(v: &Value) {
+pub(crate) fn print_json(v: &Value) {
     let mut out = std::io::stdout().lock();
     let _ = serde_json::to_writer_pretty(&mut out, v);
     let _ = writeln!(out);
 }
 
-struct Ctx {
-    cli: Cli,
+pub(crate) struct Ctx {
+    pub(crate) cli: Cli,
 }
 
 impl Ctx {
-    fn json(&self) -> bool {
+    pub(crate) fn json(&self) -> bool {
         self.cli.output == OutputFormat::Json
     }
 
-    fn client(&self, no_browser: bool) -> Result<AuthClient, Error> {
+    pub(crate) fn client(&self, no_browser: bool) -> Result<AuthClient, Error> {
         let mut b =
-            AuthClient::builder().interaction(Arc::new(terminal::Terminal::new(no_browser)));
+            AuthClient::builder().interaction(Arc::new(qlam_host::Terminal::new(no_browser)));
         if let Some(c) = &self.cli.config {
             b = b.config_file(c);
         }
@@ -255,13 +251,13 @@ impl Ctx {
     }
 
     /// Loads the plugins and reports each one that failed, one line each (full detail at -v).
-    fn loaded<'a>(&self, client: &'a AuthClient) -> &'a Registry {
+    pub(crate) fn loaded<'a>(&self, client: &'a AuthClient) -> &'a Registry {
         let registry = client.registry();
         self.warn_problems(registry);
         registry
     }
 
-    fn warn_problems(&self, registry: &Registry) {
+    pub(crate) fn warn_problems(&self, registry: &Registry) {
         for line in registry.problems() {
             eprintln!("warning: {line}");
         }
@@ -276,7 +272,7 @@ impl Ctx {
         }
     }
 
-    fn config_path(&self) -> Option<PathBuf> {
+    pub(crate) fn config_path(&self) -> Option<PathBuf> {
         self.cli.config.clone().or_else(paths::default_config_file)
     }
 }
@@ -1130,7 +1126,7 @@ mod tests {
     }
 
     /// The stored help texts are clap's. After changing the command line, run
-    /// `QLAM_BLESS=1 cargo test -p qlam-host --bin qlam help_texts` to store the new ones.
+    /// `QLAM_BLESS=1 cargo test -p qlam help_texts` to store the new ones.
     #[test]
     fn help_texts_are_claps() {
         for (flag, file, stored) in [
@@ -1140,14 +1136,14 @@ mod tests {
             let fresh = clap_help(flag);
             if std::env::var_os("QLAM_BLESS").is_some() {
                 let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("src/cli")
+                    .join("src")
                     .join(file);
                 std::fs::write(path, &fresh).unwrap();
                 continue;
             }
             assert_eq!(
                 stored, fresh,
-                "host/src/cli/{file} is stale: run `QLAM_BLESS=1 cargo test -p qlam-host --bin qlam help_texts`"
+                "host/cli/src/{file} is stale: run `QLAM_BLESS=1 cargo test -p qlam help_texts`"
             );
         }
     }
