@@ -1,15 +1,24 @@
-//! Plugin discovery and the provider registry.
+//! Plugins: the provider registry (here) and what it is built from — the search path
+//! (`search`), the checks before a library reaches the dynamic loader (`trust`: who owns it
+//! and who may write it, pins; `check`: a well-formed library for this machine), loading
+//! (`load`), the index of which library exports which type (`index`), content hashes
+//! ([`hashes`]) and the bridge for plugin log lines (`log`).
 //!
-//! Search path, first hit of a provider type wins: `--plugin-dir` flags, `$QLAM_PLUGIN_PATH`,
-//! the context's `plugin_dirs`, the user's plugin folder, the folder of the `qlam` executable.
-//! Each folder is listed non-recursively; files with the platform's library extension are
-//! loaded in name order. A file that cannot be loaded is reported with one line and skipped.
+//! Each folder of the search path is listed non-recursively; files with the platform's
+//! library extension are loaded in name order; the first hit of a provider type wins. A file
+//! that cannot be loaded is reported with one line and skipped.
 
 pub(crate) mod check;
 pub mod hashes;
 pub(crate) mod index;
+mod load;
 pub(crate) mod log;
+mod search;
 pub mod trust;
+
+use load::{is_bundled, open_library_in_time, Opened};
+pub(crate) use load::{kind_from_name, kind_name, open_library};
+pub use search::{search_path, DirSource, PluginDir};
 
 use std::collections::HashSet;
 use std::fmt;
@@ -18,7 +27,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use qlam_plugin_api::ffi::{load_library_from, FactoryHandle, LoadError, LoadErrorKind};
+use qlam_plugin_api::ffi::{FactoryHandle, LoadError, LoadErrorKind};
 use qlam_plugin_api::{Capabilities, ProviderFactory};
 
 use crate::boundary::isolated::IsolatedLibrary;
@@ -26,91 +35,6 @@ use crate::boundary::{BoundFactory, FactoryRef};
 use crate::error::{Error, Result};
 use crate::paths;
 use crate::plugins::index::{IndexedOutcome, IndexedType, PluginIndex, Stamp};
-
-/// Where a plugin folder on the search path came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DirSource {
-    /// `--plugin-dir`.
-    Flag,
-    /// `$QLAM_PLUGIN_PATH`.
-    Env,
-    /// The context's `plugin_dirs`.
-    Context,
-    /// The user's plugin folder.
-    User,
-    /// The folder of the executable.
-    Executable,
-}
-
-impl DirSource {
-    /// A short name for listings.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DirSource::Flag => "--plugin-dir",
-            DirSource::Env => "QLAM_PLUGIN_PATH",
-            DirSource::Context => "context",
-            DirSource::User => "user",
-            DirSource::Executable => "executable",
-        }
-    }
-}
-
-/// A folder on the plugin search path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginDir {
-    /// The folder.
-    pub path: PathBuf,
-    /// Where it came from.
-    pub source: DirSource,
-}
-
-/// The search path, in order, without repeats.
-pub fn search_path(
-    flags: &[PathBuf],
-    env_path: Option<&std::ffi::OsStr>,
-    context_dirs: &[PathBuf],
-    include_defaults: bool,
-) -> Vec<PluginDir> {
-    let mut dirs = Vec::new();
-    dirs.extend(flags.iter().map(|p| PluginDir {
-        path: p.clone(),
-        source: DirSource::Flag,
-    }));
-    if let Some(env) = env_path {
-        dirs.extend(
-            std::env::split_paths(env)
-                .filter(|p| !p.as_os_str().is_empty())
-                .map(|path| PluginDir {
-                    path,
-                    source: DirSource::Env,
-                }),
-        );
-    }
-    dirs.extend(context_dirs.iter().map(|p| PluginDir {
-        path: p.clone(),
-        source: DirSource::Context,
-    }));
-    if include_defaults {
-        if let Some(p) = paths::user_plugin_dir() {
-            dirs.push(PluginDir {
-                path: p,
-                source: DirSource::User,
-            });
-        }
-        if let Some(p) = std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().map(Path::to_path_buf))
-        {
-            dirs.push(PluginDir {
-                path: p,
-                source: DirSource::Executable,
-            });
-        }
-    }
-    let mut seen = HashSet::new();
-    dirs.retain(|d| seen.insert(std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone())));
-    dirs
-}
 
 /// Where a provider type came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,181 +176,6 @@ impl IsolationRules {
 
     fn discover_in_child(&self, path: &Path) -> bool {
         self.exe.is_some() && (self.by_default(path) || (self.some_provider && !is_bundled(path)))
-    }
-}
-
-/// Whether a library sits beside the running executable (the bundled providers).
-fn is_bundled(path: &Path) -> bool {
-    let exe_dir = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf));
-    match (exe_dir, path.parent()) {
-        (Some(e), Some(p)) => {
-            std::fs::canonicalize(&e).unwrap_or(e) == std::fs::canonicalize(p).unwrap_or(p.into())
-        }
-        _ => false,
-    }
-}
-
-/// A loaded library and, for each of its provider types, its description (escaped) and
-/// capabilities or why they could not be had.
-struct Opened {
-    library: qlam_plugin_api::ffi::LoadedLibrary,
-    described: Vec<std::result::Result<(String, Capabilities), String>>,
-}
-
-/// [`open_library`] and the description of every provider type, under one deadline (one
-/// hand-over to a worker thread per library, not one per call): a library that does not
-/// finish in time is refused; the `bool` says so (such a refusal is not remembered in the
-/// index: the next run tries again).
-fn open_library_in_time(
-    path: &Path,
-    policy: &crate::plugins::trust::TrustPolicy,
-    limit: Duration,
-) -> std::result::Result<Opened, (LoadError, bool)> {
-    let (p, pol) = (path.to_owned(), policy.clone());
-    let open = move || {
-        open_library(&p, &pol).map(|library| {
-            let described = library
-                .factories
-                .iter()
-                .map(|(_, f)| {
-                    f.description()
-                        .and_then(|d| Ok((d, f.capabilities()?)))
-                        .map(|(d, c)| (crate::boundary::validate::escape(&d).into_owned(), c))
-                        .map_err(|e| crate::boundary::registration_error(&e))
-                })
-                .collect();
-            Opened { library, described }
-        })
-    };
-    match crate::boundary::loading(path, limit, open) {
-        // The loader's words can quote the library's own (its error, its type names).
-        Some(r) => r.map_err(|mut e| {
-            e.summary = crate::boundary::validate::escape(&e.summary).into_owned();
-            e.detail = crate::boundary::validate::escape_lines(&e.detail);
-            (e, false)
-        }),
-        None => Err((
-            LoadError {
-                path: path.to_owned(),
-                kind: LoadErrorKind::InitFailed,
-                summary: format!(
-                    "did not finish loading within {}; it is not used (set `call_timeout_secs` to wait longer)",
-                    crate::boundary::show_duration(limit)
-                ),
-                detail: String::new(),
-                api_version: None,
-            },
-            true,
-        )),
-    }
-}
-
-/// The trust checks, the structural check, then the loader — all on one open descriptor.
-pub(crate) fn open_library(
-    path: &Path,
-    policy: &crate::plugins::trust::TrustPolicy,
-) -> std::result::Result<qlam_plugin_api::ffi::LoadedLibrary, LoadError> {
-    let refuse = |kind, summary| LoadError {
-        path: path.to_owned(),
-        kind,
-        summary,
-        detail: String::new(),
-        api_version: None,
-    };
-    let mut checked = crate::plugins::trust::check(path, policy).map_err(|s| {
-        let kind = if s == "is not a regular file" || s.starts_with("cannot be") {
-            LoadErrorKind::Open
-        } else {
-            LoadErrorKind::Untrusted
-        };
-        refuse(kind, s)
-    })?;
-    if let Some(summary) = crate::plugins::check::problem_in(&mut checked.file) {
-        return Err(refuse(LoadErrorKind::Open, summary));
-    }
-    #[cfg(windows)]
-    preload_safely(&checked.load_path).map_err(|e| {
-        refuse(
-            LoadErrorKind::Open,
-            format!("cannot be loaded as a shared library: {e}"),
-        )
-    })?;
-    let loaded = load_library_from(&checked.load_path, path);
-    #[cfg(all(unix, not(target_os = "linux")))]
-    if loaded.is_ok() && !same_file(&checked.file, &checked.load_path) {
-        // No descriptor path on this system: the path was loaded, so make sure it still is
-        // the file that was checked. (Its constructors have run; its providers are not used.)
-        return Err(refuse(
-            LoadErrorKind::Untrusted,
-            "was replaced between the trust checks and loading; refusing to use it".into(),
-        ));
-    }
-    if let Ok(lib) = &loaded {
-        if let Some(set_log_sink) = lib.set_log_sink {
-            set_log_sink(crate::plugins::log::sink_for_plugins());
-        }
-    }
-    // Keep the descriptor open for the life of the process, like the library itself: the
-    // loader knows libraries by name, and a reused `/proc/self/fd/N` would make the next
-    // library "already loaded" as this one.
-    std::mem::forget(checked.file);
-    loaded
-}
-
-/// Windows: load the checked file first with a search limited to its own folder and
-/// System32 for its dependencies (never the current directory or PATH), and keep it loaded;
-/// abi_stable's load of the same full path then finds this module.
-#[cfg(windows)]
-fn preload_safely(path: &Path) -> std::result::Result<(), String> {
-    use libloading::os::windows::{
-        Library, LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR, LOAD_LIBRARY_SEARCH_SYSTEM32,
-    };
-    // SAFETY: loading runs the library's initialisers; the file passed the trust checks.
-    let lib = unsafe {
-        Library::load_with_flags(
-            path,
-            LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_SYSTEM32,
-        )
-    }
-    .map_err(|e| e.to_string())?;
-    // Libraries are never unloaded.
-    std::mem::forget(lib);
-    Ok(())
-}
-
-/// Whether `path` is (still) the open `file`: same device and inode.
-#[cfg(all(unix, not(target_os = "linux")))]
-fn same_file(file: &std::fs::File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-pub(crate) fn kind_name(k: LoadErrorKind) -> &'static str {
-    match k {
-        LoadErrorKind::Open => "open",
-        LoadErrorKind::NotAPlugin => "not_a_plugin",
-        LoadErrorKind::IncompatibleVersion => "incompatible_version",
-        LoadErrorKind::IncompatibleLayout => "incompatible_layout",
-        LoadErrorKind::IncompatibleAbiStable => "incompatible_abi_stable",
-        LoadErrorKind::Untrusted => "untrusted",
-        _ => "init_failed",
-    }
-}
-
-pub(crate) fn kind_from_name(s: &str) -> LoadErrorKind {
-    match s {
-        "open" => LoadErrorKind::Open,
-        "not_a_plugin" => LoadErrorKind::NotAPlugin,
-        "incompatible_version" => LoadErrorKind::IncompatibleVersion,
-        "incompatible_layout" => LoadErrorKind::IncompatibleLayout,
-        "incompatible_abi_stable" => LoadErrorKind::IncompatibleAbiStable,
-        "untrusted" => LoadErrorKind::Untrusted,
-        _ => LoadErrorKind::InitFailed,
     }
 }
 
