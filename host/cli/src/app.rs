@@ -66,7 +66,7 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", e.message());
             if output == OutputFormat::Json {
                 print_json(&json!({"error": {"kind": e.kind_name(), "message": e.message()}}));
             }
@@ -321,7 +321,7 @@ fn report(
         match &o.result {
             Ok(true) => eprintln!("{done_text} `{}`{}", o.provider, detail(&o.provider)),
             Ok(false) => eprintln!("`{}`: {not_done_text}", o.provider),
-            Err(e) => eprintln!("error: {verb} `{}` failed: {e}", o.provider),
+            Err(e) => eprintln!("error: {verb} `{}` failed: {}", o.provider, e.message()),
         }
     }
     if ctx.json() {
@@ -808,7 +808,10 @@ fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<i32, Error> {
                         || e.kind() == qlam_host::ErrorKind::Usage =>
                 {
                     // Listing plugins must work while the configuration is broken.
-                    eprintln!("warning: {e}; listing plugins without the context's plugin_dirs");
+                    eprintln!(
+                        "warning: {}; listing plugins without the context's plugin_dirs",
+                        e.message()
+                    );
                     let mut b = AuthClient::builder().config(Config::default());
                     for d in &ctx.cli.plugin_dirs {
                         b = b.plugin_dir(d);

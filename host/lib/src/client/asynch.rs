@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use super::{AuthClient, Outcome, ProviderInfo};
 use crate::api::{Credential, Headers, LoginOptions, Token};
-use crate::{AuthClient, Outcome, ProviderInfo, Result};
+use crate::error::Result;
 
 /// An [`AuthClient`] for async code; cheap to clone (the client is shared).
 #[derive(Clone)]

@@ -19,7 +19,7 @@ use reqwest::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::AsyncAuthClient;
+use super::asynch::AsyncAuthClient;
 
 /// The layer: one provider's credentials on every request.
 #[derive(Clone)]

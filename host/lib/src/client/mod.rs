@@ -462,7 +462,7 @@ impl AuthClient {
                 .take();
             for f in pending.unwrap_or_default() {
                 if let Err(e) = registry.register_factory(f) {
-                    tracing::warn!("{e}");
+                    tracing::warn!("{}", e.message());
                 }
             }
             registry.load_dirs(self.search_path());
@@ -827,7 +827,7 @@ impl AuthClient {
                 };
                 factory
                     .extra_info(&pc.config, limits.call)
-                    .map_err(|e| tracing::warn!("{e}"))
+                    .map_err(|e| tracing::warn!("{}", e.message()))
                     .ok()
             })
             .unwrap_or_default()
@@ -899,7 +899,7 @@ impl AuthClient {
                     capabilities = slot.provider.capabilities();
                     match slot.provider.description() {
                         Ok(d) => description = d,
-                        Err(e) => tracing::warn!("{e}"),
+                        Err(e) => tracing::warn!("{}", e.message()),
                     }
                     match slot.provider.is_authenticated() {
                         Ok(true) => ProviderStatus::Authenticated,

@@ -198,7 +198,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 fn located(path: &Path, text: &str, offset: usize, message: impl std::fmt::Display) -> Error {
     let (line, col) = line_col(text, offset);
-    Error::config(format!("`{}`:{line}:{col}: {message}", path.display()))
+    Error::config_at(path, line, col, message)
 }
 
 /// The longest `call_timeout_secs`: a day.
@@ -237,7 +237,7 @@ impl Config {
     /// Reads and parses a file.
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::config(format!("cannot read config file `{}`: {e}", path.display()))
+            Error::config(format!("cannot read config file `{}`", path.display())).with_source(e)
         })?;
         Config::parse(&text, path)
     }
@@ -508,11 +508,12 @@ pub fn set_current_context(path: &Path, name: &str) -> Result<()> {
             path.display()
         )));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::config(format!("cannot read config file `{}`: {e}", path.display())))?;
-    let mut doc: toml_edit::DocumentMut = text
-        .parse()
-        .map_err(|e: toml_edit::TomlError| Error::config(format!("`{}`: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::config(format!("cannot read config file `{}`", path.display())).with_source(e)
+    })?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        Error::config(format!("`{}`", path.display())).with_source(e)
+    })?;
     let mut value = toml_edit::Value::from(name);
     if let Some(old) = doc.get("current_context").and_then(|i| i.as_value()) {
         // Keep a trailing comment and spacing around the old value.
@@ -520,10 +521,7 @@ pub fn set_current_context(path: &Path, name: &str) -> Result<()> {
     }
     doc["current_context"] = toml_edit::Item::Value(value);
     fsutil::write_atomic(path, doc.to_string().as_bytes(), None).map_err(|e| {
-        Error::config(format!(
-            "cannot write config file `{}`: {e}",
-            path.display()
-        ))
+        Error::config(format!("cannot write config file `{}`", path.display())).with_source(e)
     })
 }
 
@@ -533,18 +531,19 @@ fn edit_document(path: &Path) -> Result<toml_edit::DocumentMut> {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => {
-            return Err(Error::config(format!(
-                "cannot read config file `{}`: {e}",
-                path.display()
-            )))
+            return Err(
+                Error::config(format!("cannot read config file `{}`", path.display()))
+                    .with_source(e),
+            )
         }
     };
     if !text.is_empty() {
         // Refuse to edit a file that does not parse as a qlam configuration.
         Config::parse(&text, path)?;
     }
-    text.parse()
-        .map_err(|e: toml_edit::TomlError| Error::config(format!("`{}`: {e}", path.display())))
+    text.parse().map_err(|e: toml_edit::TomlError| {
+        Error::config(format!("`{}`", path.display())).with_source(e)
+    })
 }
 
 fn save_document(path: &Path, doc: &toml_edit::DocumentMut) -> Result<()> {
@@ -555,10 +554,7 @@ fn save_document(path: &Path, doc: &toml_edit::DocumentMut) -> Result<()> {
         fsutil::write_atomic(path, doc.to_string().as_bytes(), None)
     };
     write().map_err(|e| {
-        Error::config(format!(
-            "cannot write config file `{}`: {e}",
-            path.display()
-        ))
+        Error::config(format!("cannot write config file `{}`", path.display())).with_source(e)
     })
 }
 
@@ -831,7 +827,7 @@ when = 1979-05-27T07:32:00Z
         let two = parse("[contexts.a]\n[contexts.b]\n").unwrap();
         assert_eq!(
             two.select_context(None).unwrap_err().kind(),
-            crate::ErrorKind::Usage
+            crate::error::ErrorKind::Usage
         );
         assert_eq!(two.select_context(Some("b")).unwrap().unwrap().name, "b");
         assert!(two
@@ -854,7 +850,7 @@ when = 1979-05-27T07:32:00Z
             "# my config\ncurrent_context = \"b\" # the usual\n\n[contexts.a] # first\n[contexts.b]\n# end\n"
         );
         let e = set_current_context(&path, "zzz").unwrap_err();
-        assert_eq!(e.kind(), crate::ErrorKind::Usage);
+        assert_eq!(e.kind(), crate::error::ErrorKind::Usage);
         std::fs::write(&path, "[contexts.a]\n").unwrap();
         set_current_context(&path, "a").unwrap();
         assert_eq!(

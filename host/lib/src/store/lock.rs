@@ -40,10 +40,7 @@ pub fn acquire(
 ) -> Result<EntryLock> {
     if let Some(dir) = path.parent() {
         fsutil::ensure_private_dir(dir).map_err(|e| {
-            Error::store(format!(
-                "cannot create the folder of `{}`: {e}",
-                path.display()
-            ))
+            Error::store(format!("cannot create the folder of `{}`", path.display())).with_source(e)
         })?;
     }
     let mut opts = OpenOptions::new();
@@ -51,10 +48,7 @@ pub fn acquire(
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     let mut file = opts.open(path).map_err(|e| {
-        Error::store(format!(
-            "cannot open the lock file `{}`: {e}",
-            path.display()
-        ))
+        Error::store(format!("cannot open the lock file `{}`", path.display())).with_source(e)
     })?;
     let start = Instant::now();
     let mut contended = false;
@@ -73,10 +67,9 @@ pub fn acquire(
                 std::thread::sleep(Duration::from_millis(10));
             }
             Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::store(format!(
-                    "cannot lock `{}`: {e}",
-                    path.display()
-                )));
+                return Err(
+                    Error::store(format!("cannot lock `{}`", path.display())).with_source(e)
+                );
             }
         }
     }

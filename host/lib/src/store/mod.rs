@@ -99,10 +99,7 @@ fn check_private(path: &Path) -> Result<()> {
     {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let meta = std::fs::metadata(path).map_err(|e| {
-            Error::store(format!(
-                "cannot read credential file `{}`: {e}",
-                path.display()
-            ))
+            Error::store(format!("cannot read credential file `{}`", path.display())).with_source(e)
         })?;
         // SAFETY: geteuid has no preconditions.
         let me = unsafe { libc::geteuid() };
@@ -116,7 +113,7 @@ fn check_private(path: &Path) -> Result<()> {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
-                Error::store(format!("credential file `{}` is readable by others (mode {mode:o}) and cannot be fixed: {e}", path.display()))
+                Error::store(format!("credential file `{}` is readable by others (mode {mode:o}) and cannot be fixed", path.display())).with_source(e)
             })?;
             tracing::warn!(
                 "credential file `{}` was readable by others (mode {mode:o}); changed it to 600",
@@ -156,9 +153,10 @@ impl FileStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Entry::default()),
             Err(e) => {
                 return Err(Error::store(format!(
-                    "cannot read credential file `{}`: {e}",
+                    "cannot read credential file `{}`",
                     path.display()
-                )))
+                ))
+                .with_source(e))
             }
         };
         check_private(path)?;
@@ -210,26 +208,26 @@ impl FileStore {
             .and_then(|()| fsutil::ensure_private_dir(dir))
             .map_err(|e| {
                 Error::store(format!(
-                    "cannot create credential folder `{}`: {e}",
+                    "cannot create credential folder `{}`",
                     dir.display()
                 ))
+                .with_source(e)
             })?;
         if entry.entries.is_empty() {
             return match std::fs::remove_file(&path) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(Error::store(format!(
-                    "cannot delete credential file `{}`: {e}",
+                    "cannot delete credential file `{}`",
                     path.display()
-                ))),
+                ))
+                .with_source(e)),
             };
         }
         let bytes = encode_entry(&mut entry);
         fsutil::write_atomic(&path, &bytes, Some(0o600)).map_err(|e| {
-            Error::store(format!(
-                "cannot write credential file `{}`: {e}",
-                path.display()
-            ))
+            Error::store(format!("cannot write credential file `{}`", path.display()))
+                .with_source(e)
         })
     }
 
