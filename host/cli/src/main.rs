@@ -9,10 +9,22 @@
 //! flushed by `std::process::exit`.
 #![cfg_attr(all(target_os = "linux", not(test)), no_main)]
 
+/// `println!` for command results: a closed stdout (`qlam … | head`) is not an error worth a
+/// panic; the command's exit code still says how it went.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod app;
 mod args;
-mod helpers;
-mod plugin_admin;
+mod commands;
+mod exit;
+mod fast_path;
+mod logging;
+mod render;
 
 #[cfg(all(target_os = "linux", not(test)))]
 #[no_mangle]

@@ -172,17 +172,6 @@ impl Error {
         }
     }
 
-    /// The process exit code for this error, as DESIGN.md fixes them: 1 error, 2 usage,
-    /// 3 not authenticated, 4 plugin not loadable or provider type unknown.
-    pub fn exit_code(&self) -> i32 {
-        match self.kind {
-            ErrorKind::Usage => 2,
-            ErrorKind::Provider(ProviderErrorKind::NotAuthenticated) => 3,
-            ErrorKind::Plugin => 4,
-            _ => 1,
-        }
-    }
-
     /// A new error saying `prefix`, caused by this one (same kind and location):
     /// [`message`](Error::message) reads `prefix: <this message>`.
     pub fn context(self, prefix: impl fmt::Display) -> Self {

@@ -16,8 +16,9 @@ use qlam_host::{AuthClient, Error};
 
 use crate::app::Ctx;
 use crate::args::HelperCommand;
+use crate::exit::Exit;
 
-pub(super) fn run(ctx: &Ctx, cmd: &HelperCommand) -> Result<i32, Error> {
+pub(crate) fn run(ctx: &Ctx, cmd: &HelperCommand) -> Result<Exit, Error> {
     match cmd {
         HelperCommand::Git { action } => git(ctx, action),
         HelperCommand::Docker { action } => docker(ctx, action),
@@ -31,7 +32,7 @@ pub(super) fn run(ctx: &Ctx, cmd: &HelperCommand) -> Result<i32, Error> {
 /// when the provider is already logged in (qlam's sign-in cannot run inside cargo's
 /// protocol: it tells the user to run `qlam auth login`). An index URL without a route is
 /// `url-not-supported`, so cargo asks its next provider.
-fn cargo(ctx: &Ctx) -> Result<i32, Error> {
+fn cargo(ctx: &Ctx) -> Result<Exit, Error> {
     use serde_json::{json, Value};
     let mut stdout = std::io::stdout().lock();
     let mut send = |v: Value| {
@@ -109,7 +110,7 @@ fn cargo(ctx: &Ctx) -> Result<i32, Error> {
         };
         send(answer);
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 /// The host (with port) and path of what Docker calls a server URL: `registry.example.com`,
@@ -133,7 +134,7 @@ fn server_host_path(server: &str) -> (String, Option<String>) {
 /// the payload is on stdin (the server URL, or a JSON credential for `store`), the answer on
 /// stdout; "not found" is that exact message on stdout and exit 1, which Docker treats as "no
 /// credentials" (and then tries anonymously).
-fn docker(ctx: &Ctx, action: &str) -> Result<i32, Error> {
+fn docker(ctx: &Ctx, action: &str) -> Result<Exit, Error> {
     const NOT_FOUND: &str = "credentials not found in native keychain";
     let mut input = String::new();
     let _ = std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut input);
@@ -148,13 +149,13 @@ fn docker(ctx: &Ctx, action: &str) -> Result<i32, Error> {
             let Some(route) = client.helper_route(&host, path.as_deref()) else {
                 if action == "get" {
                     out(&format!("{NOT_FOUND}\n"));
-                    return Ok(1);
+                    return Ok(Exit::Error);
                 }
-                return Ok(0);
+                return Ok(Exit::Ok);
             };
             if action == "erase" {
                 renew(&client, &route.provider);
-                return Ok(0);
+                return Ok(Exit::Ok);
             }
             match token(&client, &route.provider) {
                 Ok(t) => {
@@ -169,12 +170,12 @@ fn docker(ctx: &Ctx, action: &str) -> Result<i32, Error> {
                         "Secret": t.token.expose(),
                     });
                     out(&format!("{answer}\n"));
-                    Ok(0)
+                    Ok(Exit::Ok)
                 }
                 Err(e) => {
                     // Docker shows stdout as the error.
                     out(&format!("qlam: {}\n", e.message()));
-                    Ok(1)
+                    Ok(Exit::Error)
                 }
             }
         }
@@ -190,11 +191,11 @@ fn docker(ctx: &Ctx, action: &str) -> Result<i32, Error> {
                 }
             }
             out(&format!("{}\n", serde_json::Value::Object(map)));
-            Ok(0)
+            Ok(Exit::Ok)
         }
         // `store`: the provider already holds the credential (`docker login` to a routed host
         // needs no password kept anywhere else).
-        _ => Ok(0),
+        _ => Ok(Exit::Ok),
     }
 }
 
@@ -253,15 +254,15 @@ fn git_route(client: &AuthClient, attrs: &[(String, String)]) -> Option<HostRout
 /// never hands them to git (git would pass them on to every other helper, such as `store`,
 /// which writes plain text), so `oauth_refresh_token` is never sent; `password_expiry_utc` is,
 /// so git and other helpers do not reuse a token after it expires.
-fn git(ctx: &Ctx, action: &str) -> Result<i32, Error> {
+fn git(ctx: &Ctx, action: &str) -> Result<Exit, Error> {
     let attrs = read_attributes(std::io::stdin().lock());
     if !matches!(action, "get" | "erase") {
         // `store` (qlam's providers already hold the credential) and any future action.
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     let client = ctx.client(true)?;
     let Some(route) = git_route(&client, &attrs) else {
-        return Ok(0);
+        return Ok(Exit::Ok);
     };
     if action == "erase" {
         // The server rejected what it was given. If that is qlam's current token, ask the
@@ -272,14 +273,14 @@ fn git(ctx: &Ctx, action: &str) -> Result<i32, Error> {
         if current.is_some_and(|t| Some(t.token.expose().as_str()) == rejected) {
             renew(&client, &route.provider);
         }
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     let token = match token(&client, &route.provider) {
         Ok(t) => t,
         Err(e) => {
             // git shows this and goes on to its next helper or a prompt.
             eprintln!("qlam: {}", e.message());
-            return Ok(0);
+            return Ok(Exit::Ok);
         }
     };
     // The route's, else the one in the remote's URL, else the provider's (GitHub: the account
@@ -295,7 +296,7 @@ fn git(ctx: &Ctx, action: &str) -> Result<i32, Error> {
         out.push_str(&format!("password_expiry_utc={}\n", t.timestamp()));
     }
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 #[cfg(test)]

@@ -18,7 +18,9 @@ use qlam_host::plugins::Origin;
 use qlam_host::{paths, Error};
 use serde_json::{json, Value};
 
-use crate::app::{print_json, Ctx};
+use crate::app::Ctx;
+use crate::exit::Exit;
+use crate::render::print_json;
 
 /// Removes a temp file unless it was renamed into place.
 struct TempFile(Option<PathBuf>);
@@ -189,7 +191,7 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-pub(super) fn install(ctx: &Ctx, file: &Path, pin: bool, isolate: bool) -> Result<i32, Error> {
+pub(super) fn install(ctx: &Ctx, file: &Path, pin: bool, isolate: bool) -> Result<Exit, Error> {
     let source = absolute(file);
     let meta = std::fs::metadata(&source)
         .map_err(|e| Error::usage(format!("cannot read `{}`: {e}", source.display())))?;
@@ -341,10 +343,10 @@ pub(super) fn install(ctx: &Ctx, file: &Path, pin: bool, isolate: bool) -> Resul
             );
         }
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
-pub(super) fn remove(ctx: &Ctx, name: &str) -> Result<i32, Error> {
+pub(super) fn remove(ctx: &Ctx, name: &str) -> Result<Exit, Error> {
     let dir = user_dir()?;
     let files = qlam_host::plugins::Registry::list_dir(&dir).unwrap_or_default();
     let ext = paths::LIBRARY_EXTENSION;
@@ -434,7 +436,7 @@ pub(super) fn remove(ctx: &Ctx, name: &str) -> Result<i32, Error> {
             eprintln!("Removed its pin from trusted_plugins");
         }
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 /// Provider types of `dest` that another library on the search path also provides, and which
