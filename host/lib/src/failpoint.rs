@@ -7,10 +7,7 @@
 pub fn hit(name: &str) {
     #[cfg(all(feature = "failpoints", unix))]
     if std::env::var("QLAM_FAILPOINT").is_ok_and(|v| v == name) {
-        // SAFETY: kill(2) on our own pid with a valid signal number.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
+        crate::sys::kill_self();
     }
     let _ = name;
 }

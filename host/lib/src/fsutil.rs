@@ -110,12 +110,12 @@ mod tests {
     fn private_modes_whatever_the_umask() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let old = unsafe { libc::umask(0) };
+        let old = crate::sys::set_umask(0);
         let d = dir.path().join("a/b");
         ensure_private_dir(&d).unwrap();
         let f = d.join("f");
         write_atomic(&f, b"x", Some(0o600)).unwrap();
-        unsafe { libc::umask(old) };
+        crate::sys::set_umask(old);
         assert_eq!(
             fs::metadata(&d).unwrap().permissions().mode() & 0o777,
             0o700

@@ -34,6 +34,8 @@ pub mod paths;
 pub mod plugins;
 mod services;
 pub mod store;
+#[cfg(unix)]
+mod sys;
 
 pub use boundary::isolated::{serve as serve_isolated_plugin, CHILD_SUBCOMMAND};
 pub use boundary::DEFAULT_CALL_TIMEOUT;

@@ -49,17 +49,9 @@ fn register() {
             return;
         };
         let message = format!("error: {who} ended the process during `{call}` (it called exit)\n");
-        // SAFETY: writing a buffer we own to stderr, then ending the process without running
-        // further exit handlers, are both fine at any point of an exit.
-        unsafe {
-            libc::write(2, message.as_ptr().cast(), message.len());
-            libc::_exit(1);
-        }
+        crate::sys::say_and_exit_now(&message, 1);
     }
-    // SAFETY: registering a function with no preconditions; it runs at exit.
-    unsafe {
-        libc::atexit(at_exit);
-    }
+    crate::sys::at_exit(at_exit);
 }
 
 #[cfg(not(unix))]

@@ -248,25 +248,7 @@ const SPIN: Duration = Duration::from_micros(50);
 /// the deadline passed.
 #[cfg(unix)]
 fn wait_readable(fd: std::os::fd::RawFd, deadline: Option<Instant>) -> std::io::Result<bool> {
-    let poll = |ms: i32| {
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for a descriptor the caller owns, for at most `ms`.
-        match unsafe { libc::poll(&mut p, 1, ms) } {
-            n if n >= 0 => Ok(n > 0),
-            _ => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    Ok(false)
-                } else {
-                    Err(e)
-                }
-            }
-        }
-    };
+    let poll = |ms: i32| crate::sys::poll_readable(fd, ms);
     let spin_until = Instant::now() + SPIN;
     while Instant::now() < spin_until {
         if poll(0)? {
@@ -747,25 +729,11 @@ impl ChildIo {
     /// /dev/null), and neither may corrupt a frame.
     #[cfg(unix)]
     fn take_standard_streams() -> std::io::Result<ChildIo> {
-        use std::os::fd::FromRawFd;
-        // SAFETY: duplicating and replacing the process's own standard descriptors before any
-        // other thread uses them; every descriptor is checked.
-        unsafe {
-            let input = libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3);
-            let output = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
-            if input < 0 || output < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-            if null < 0 || libc::dup2(null, 0) < 0 || libc::dup2(2, 1) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::close(null);
-            Ok(ChildIo {
-                input: BufReader::new(SpinningReader(std::fs::File::from_raw_fd(input))),
-                output: std::fs::File::from_raw_fd(output),
-            })
-        }
+        let (input, output) = crate::sys::take_standard_streams()?;
+        Ok(ChildIo {
+            input: BufReader::new(SpinningReader(input)),
+            output,
+        })
     }
 
     #[cfg(not(unix))]

@@ -53,8 +53,7 @@ pub struct Checked {
 
 #[cfg(unix)]
 fn owner_ok(uid: u32) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    uid == 0 || uid == unsafe { libc::geteuid() }
+    uid == 0 || uid == crate::sys::effective_uid()
 }
 
 #[cfg(unix)]
@@ -221,8 +220,7 @@ mod tests {
             check(&link, &links).is_ok(),
             "allowed, and the target passes"
         );
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
+        if crate::sys::effective_uid() == 0 {
             std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
             assert!(check(&p, &strict)
                 .unwrap_err()

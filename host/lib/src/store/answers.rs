@@ -64,8 +64,7 @@ fn read(path: &Path, hash: &str) -> Option<AnswerFile> {
     {
         use std::os::unix::fs::MetadataExt;
         let meta = file.metadata().ok()?;
-        // SAFETY: geteuid has no preconditions.
-        if meta.uid() != unsafe { libc::geteuid() } || meta.mode() & 0o077 != 0 {
+        if meta.uid() != crate::sys::effective_uid() || meta.mode() & 0o077 != 0 {
             tracing::warn!(
                 "ignoring answer cache `{}`: not owned by you or readable by others",
                 path.display()

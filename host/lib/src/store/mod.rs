@@ -101,8 +101,7 @@ fn check_private(path: &Path) -> Result<()> {
         let meta = std::fs::metadata(path).map_err(|e| {
             Error::store(format!("cannot read credential file `{}`", path.display())).with_source(e)
         })?;
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
+        let me = crate::sys::effective_uid();
         if meta.uid() != me {
             return Err(Error::store(format!(
                 "credential file `{}` is owned by user {}, not by you (user {me}); refusing to use it: remove it, or fix its owner",
@@ -303,8 +302,7 @@ mod tests {
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
+        if crate::sys::effective_uid() == 0 {
             std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
             let e = s.load("dev", "p", "k").unwrap_err();
             assert!(

@@ -1,0 +1,93 @@
+//! The few operating-system calls the host makes outside the standard library, each behind a
+//! safe function, so that `unsafe` lives here (and in the dynamic loader, `plugins/load.rs`).
+
+#![cfg(unix)]
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{FromRawFd, RawFd};
+
+/// The process's effective user id (who owns what we create; whose files we trust).
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether `fd` has data to read (or its other end closed) within `timeout_ms` (0: do not
+/// wait; negative: for ever). An interrupted wait reads as "not yet".
+pub(crate) fn poll_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd on the stack; poll(2) only reads and writes it.
+    match unsafe { libc::poll(&mut p, 1, timeout_ms) } {
+        n if n >= 0 => Ok(n > 0),
+        _ => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Sets the file-creation mask and returns the old one (tests: "whatever the umask").
+#[cfg(test)]
+pub(crate) fn set_umask(mask: u32) -> u32 {
+    // SAFETY: umask(2) has no preconditions and cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+/// Ends the process at once with SIGKILL (the crash tests' failpoints).
+#[cfg(feature = "failpoints")]
+pub(crate) fn kill_self() {
+    // SAFETY: kill(2) on our own pid with a valid signal number.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+}
+
+/// Registers `handler` to run when the process calls `exit`.
+pub(crate) fn at_exit(handler: extern "C" fn()) {
+    // SAFETY: registering a function with no preconditions; it runs at exit.
+    unsafe {
+        libc::atexit(handler);
+    }
+}
+
+/// Writes `message` to stderr and ends the process with `code`, running no more exit
+/// handlers: what an exit handler may still do.
+pub(crate) fn say_and_exit_now(message: &str, code: i32) -> ! {
+    // SAFETY: writing a buffer we own to descriptor 2, then _exit(2), are async-signal-safe
+    // and fine at any point of an exit.
+    unsafe {
+        libc::write(2, message.as_ptr().cast(), message.len());
+        libc::_exit(code)
+    }
+}
+
+/// Moves the process's stdin and stdout to new descriptors and returns them; stdin then
+/// reads /dev/null and stdout writes to stderr. (An isolated child: the protocol's pipes must
+/// not be the descriptors a plugin's own code reads or prints to.) Call before other threads
+/// use the standard streams.
+pub(crate) fn take_standard_streams() -> io::Result<(File, File)> {
+    // SAFETY: duplicating and replacing the process's own standard descriptors; every result
+    // is checked, and each new descriptor is owned by exactly one File.
+    unsafe {
+        let input = libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3);
+        let output = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
+        if input < 0 || output < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if null < 0 || libc::dup2(null, 0) < 0 || libc::dup2(2, 1) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        libc::close(null);
+        Ok((File::from_raw_fd(input), File::from_raw_fd(output)))
+    }
+}
