@@ -55,11 +55,13 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// An in-memory server: answers a request with a status, a `Content-Type` and a body.
+#[cfg(feature = "fuzzing")]
 pub type Responder = dyn Fn(&HttpRequest) -> (u16, Option<String>, Vec<u8>) + Send + Sync;
 
 enum Transport {
     Network(reqwest::blocking::Client),
-    /// No network: the fuzz hook answers from memory (see [`Http::in_memory`]).
+    /// No network: the fuzz hook answers from memory (see `Http::in_memory`).
+    #[cfg(feature = "fuzzing")]
     Memory(Box<Responder>),
 }
 
@@ -105,6 +107,7 @@ impl Http {
 
     /// A client whose requests never leave the process: `responder` answers them, and the
     /// answers are handled exactly like network ones (redirects and 5xx are errors).
+    #[cfg(feature = "fuzzing")]
     pub fn in_memory(responder: Box<Responder>) -> Http {
         Http {
             transport: Transport::Memory(responder),
@@ -116,6 +119,7 @@ impl Http {
     pub fn call(&self, request: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
         let client = match &self.transport {
             Transport::Network(client) => client,
+            #[cfg(feature = "fuzzing")]
             Transport::Memory(responder) => {
                 let (status, content_type, body) = responder(&request);
                 check_status(status)?;
@@ -153,6 +157,7 @@ impl Http {
     pub fn get_json(&self, url: &url::Url) -> std::result::Result<(u16, Vec<u8>), HttpError> {
         let client = match &self.transport {
             Transport::Network(client) => client,
+            #[cfg(feature = "fuzzing")]
             Transport::Memory(_) => {
                 let req = oauth2::http::Request::builder()
                     .method("GET")

@@ -19,6 +19,7 @@ mod browser;
 mod client_auth;
 pub mod clock;
 mod config;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;

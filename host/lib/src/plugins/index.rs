@@ -100,6 +100,7 @@ fn parse(bytes: &[u8]) -> Option<File> {
 /// does with its file: parse it (whatever its version), look every entry up, and write it
 /// back as [`PluginIndex::save`] does. Panics on a bug; a file that does not parse is fine
 /// (the index starts empty).
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub fn fuzz_index(bytes: &[u8]) {
     let _ = parse(bytes);

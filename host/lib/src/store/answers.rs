@@ -110,6 +110,7 @@ fn valid_token(f: AnswerFile, now: DateTime<Utc>) -> Option<Token> {
 /// `qlam_host::store::fuzzing::answer_file`): runs `bytes` through what the answer cache does
 /// with an answer file: parse it, write it back as an update does, and take the answers still
 /// valid at a fixed time. Panics on a bug; a file that does not parse is fine (a cache miss).
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub fn fuzz_answer_file(bytes: &[u8]) {
     // The file's own hash, so that a parsed file is not dropped as another configuration's.

@@ -49,6 +49,7 @@ fn encode_entry(entry: &mut Entry) -> Vec<u8> {
 /// parse it and, when it parses, write it again and read that back, which must give the
 /// same values. Panics on a bug; a file that does not parse is fine (the store moves it
 /// aside).
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub fn fuzz_entry(bytes: &[u8]) {
     let Ok(mut entry) = parse_entry(bytes) else {
@@ -63,6 +64,7 @@ pub fn fuzz_entry(bytes: &[u8]) {
 
 /// Hooks for the fuzz target `store_entry` and its corpus replay in the tests (not an API):
 /// the host's state files as the host reads and writes them.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
     pub use super::fuzz_entry as entry;
