@@ -29,7 +29,7 @@ mod client;
 pub mod config;
 mod error;
 mod failpoint;
-pub mod fsutil;
+mod fsutil;
 pub mod paths;
 pub mod plugins;
 mod services;

@@ -15,6 +15,13 @@ pub fn user_plugin_dir() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join("qlam").join("plugins"))
 }
 
+/// Creates `dir` (a plugin folder: the user's, for an installer) and its parents; the folder
+/// itself is private (0700 on Unix) whatever the umask: a folder others can write to is one
+/// qlam refuses to load plugins from.
+pub fn create_plugin_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    crate::fsutil::ensure_private_dir(dir)
+}
+
 /// `~/.cache/qlam/plugin-index.json` on Linux (honours `$XDG_CACHE_HOME`).
 pub fn plugin_index_file() -> Option<PathBuf> {
     dirs::cache_dir().map(|d| d.join("qlam").join("plugin-index.json"))

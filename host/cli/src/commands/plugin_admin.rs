@@ -245,7 +245,7 @@ pub(super) fn install(ctx: &Ctx, file: &Path, pin: bool, isolate: bool) -> Resul
     }
 
     if !dir.is_dir() {
-        qlam_host::fsutil::ensure_private_dir(&dir).map_err(|e| {
+        paths::create_plugin_dir(&dir).map_err(|e| {
             Error::plugin(format!(
                 "cannot create the plugin folder `{}`: {e}",
                 dir.display()
