@@ -16,9 +16,33 @@
 //! crate-type = ["cdylib", "rlib"]   # cdylib for qlam, rlib for your unit tests
 //!
 //! [dependencies]
-//! qlam-plugin-api = "0.1"
-//! serde_json = "1"
+//! qlam-plugin-api = "0.1"           # never with feature `host`: that is the host's side
+//!
+//! # Not `panic = "abort"`, in any profile you ship (see "Panics" below).
+//! [profile.release]
+//! panic = "unwind"                  # the default; shown here so nobody changes it
 //! ```
+//!
+//! This crate re-exports [`serde`], [`serde_json`] and [`chrono`]: use them
+//! (`qlam_plugin_api::serde_json::json!`, `qlam_plugin_api::chrono::Utc::now()`) and your
+//! provider needs no other dependency to speak the API's types. To derive with the re-exported
+//! serde, name it (or depend on `serde` yourself):
+//!
+//! ```
+//! use qlam_plugin_api::serde::Deserialize;
+//!
+//! #[derive(Deserialize)]
+//! #[serde(crate = "qlam_plugin_api::serde")]
+//! struct Settings {
+//!     api_url: String,
+//! }
+//! # let s: Settings = qlam_plugin_api::serde_json::from_str(r#"{"api_url": "https://x"}"#).unwrap();
+//! # assert_eq!(s.api_url, "https://x");
+//! ```
+//!
+//! It pins `abi_stable` to one exact version: [`export_providers!`] expands to its loader
+//! internals, and the root module's layout is checked against the host's when qlam loads
+//! your library. Let cargo pick it; do not add `abi_stable` to your own dependencies.
 //!
 //! ## 2. The provider
 //!
@@ -29,6 +53,23 @@
 //! only through those services (the host decides how: a terminal, a GUI, or a refusal when
 //! nobody is there).
 //!
+//! **Which capability declaration counts.** There are two, and the host uses them for
+//! different things:
+//!
+//! - [`Provider::capabilities`] of the *built* provider decides what the host calls. Its
+//!   default answers from the accessors (`http_headers()` is `Some` → `headers`, and so on).
+//!   The host reads it once, right after [`ProviderFactory::build`], and then refuses a
+//!   capability it lacks without calling you (``provider `x` (type `acme`) does not support
+//!   tokens``); `qlam auth login` / `logout` / `refresh` without a provider name skip providers
+//!   that lack it, and `qlam auth status` shows it. So a capability that depends on the
+//!   configuration is decided in `build`: return `None` from the accessor for that provider.
+//!   If you override `Provider::capabilities`, keep it equal to the accessors: a capability it
+//!   claims whose accessor is `None` reaches your adapter and fails with kind `Unsupported`.
+//! - [`ProviderFactory::capabilities`] only describes the type: `qlam plugins inspect` and the
+//!   host's registry show it (and its plugin index caches it per library file) before any
+//!   provider exists. It is never used to decide a call. Make it the union of what providers
+//!   of the type can have.
+//!
 //! ```
 //! use qlam_plugin_api::{
 //!     export_providers, BuildRequest, CacheControl, Capabilities, Credential,
@@ -36,7 +77,7 @@
 //!     LoginLogout, LoginOptions, LogoutReport, Provider, ProviderFactory, Result, Secret,
 //!     VendorCredential,
 //! };
-//! use serde_json::{json, Map, Value};
+//! use qlam_plugin_api::serde_json::{json, Map, Value};
 //!
 //! pub struct AcmeFactory;
 //!
@@ -168,28 +209,88 @@
 //! - Choose the [`ErrorKind`] the host should act on: `NotAuthenticated` makes `qlam` exit 3
 //!   and tell the user to log in; `Transient` keeps credentials; `Configuration` points at the
 //!   config file.
-//! - A panic does not crash the host (the adapter catches it and reports an error of kind
-//!   `Panic`), but it is still a bug. The host shows ``provider `x` panicked in `headers` ``;
-//!   the panic's message goes to its debug log only, redacted.
 //! - **Everything you return is checked by the host** before it is cached, printed or handed
 //!   to another tool: header names must be HTTP tokens (RFC 9110) and must not repeat; header
 //!   values (tab allowed), tokens (not empty) and every string of a [`Credential`] must hold no
 //!   control character. An answer that fails is an error for the user, never used.
 //!   Descriptions, error messages, warnings, prompts and log lines are shown with control
 //!   characters escaped; URLs for the user to open must be `http(s)`.
-//! - **Every call has a deadline**: `call_timeout_secs` in the provider's table (default
-//!   30 s); `login` gets `login_timeout_secs` (default 300 s) on top. A call that blocks
-//!   longer is reported as a timeout and your provider is not called again in that process;
-//!   your thread is not stopped. Never block without a bound of your own (set timeouts on
-//!   HTTP clients, give up on locks).
 //! - Never call `exit()`, `abort()` or anything that ends the process: in-process, that ends
 //!   the user's `qlam` (the host reports an `exit()` during a call as an error).
+//!
+//! ### Panics
+//!
+//! A panic in any call does not crash the host: the adapter [`export_providers!`] generates
+//! catches it and returns an error of kind [`ErrorKind::Panic`]; the host shows
+//! ``provider `x` panicked in `headers` `` and puts the panic's message in its debug log only,
+//! redacted. It is still a bug.
+//!
+//! That needs unwinding. Build the library with `panic = "unwind"` — Rust's default: do not set
+//! `panic = "abort"` in `[profile.release]` (or any profile you ship). Your library carries its
+//! own copy of the standard library, so with `abort` a panic anywhere in your code, or in a
+//! crate you use, aborts the whole host process (`qlam`, or the program that embeds the host)
+//! before the adapter can catch it. Only a provider the user runs isolated
+//! (`isolation = "process"`) takes nothing down with it.
+//!
+//! ### How long a call may take
+//!
+//! - **Every call has a deadline**: `call_timeout_secs` in the provider's table, else the
+//!   top-level one, else **30 s** (1 s to a day). It covers `build`, `extra_info`,
+//!   `description`, `is_authenticated`, `auth_context`, `credential`, `headers`, `token`,
+//!   `can_refresh`, `refresh` and `logout`.
+//! - **`login`** gets `login_timeout_secs` **plus** that: the host reads `login_timeout_secs`
+//!   (default **300 s**) from your provider's table, and passes it to you too, as a key of
+//!   [`BuildRequest::config`]; if you reject unknown keys, accept this one, and use it to bound
+//!   your own wait for the user (a browser redirect, a device code).
+//! - **Loading the library** — the expressions you give [`export_providers!`] and each
+//!   factory's `name`, `description` and `capabilities` — has the top-level `call_timeout_secs`
+//!   (default 30 s). Do nothing slow there.
+//! - A call that misses its deadline is reported as an error of kind `Timeout`
+//!   (``provider `x` did not answer `headers` within 30 s``). In-process code cannot be
+//!   stopped: your call goes on running on its thread, unobserved, its answer thrown away, and
+//!   **the host does not call that provider again** (for `qlam`, for the rest of the command;
+//!   for a program embedding the host, for the life of its `AuthClient`) — your stuck thread
+//!   may hold locks the next call would wait on. An isolated provider's process is killed
+//!   instead, and the next call starts a new one.
+//! - Calls run on the host's worker threads (8 MiB stacks), not on the caller's thread, and
+//!   not always on the same one: keep no per-thread state between calls.
+//!
+//! So never block without a bound of your own: set connect and read timeouts on HTTP
+//! clients below your deadline, and give up on locks.
+//!
+//! ### Answers the host keeps: `CacheControl`
+//!
+//! Every `headers()` and `token()` answer says how long it may be reused ([`CacheControl`]):
+//!
+//! - `Never`: the host asks you every time.
+//! - `Session`: reused, in memory, for the rest of the process (or the embedding program's
+//!   `AuthClient`). Never written anywhere.
+//! - `Until(t)`: reused until `t`, and **written to disk**: with the default `file` credential
+//!   store, the host saves the answer — the token, or every header *with its secret value* —
+//!   beside the provider's credential entry
+//!   (`~/.local/state/qlam/credentials/<context>/<provider>.answers.json`), in the same
+//!   private store (folders 0700, file 0600, owned by the user). Until `t`, `qlam auth token`,
+//!   `qlam auth headers` and the git, docker and cargo helpers answer from that file **without
+//!   loading your library**: you are not asked, so you cannot withdraw the answer before `t`.
+//!   The host drops the file when it runs `login`, `logout` or `refresh` for the provider
+//!   and when a server rejected what it gave out (git's or docker's `erase`, a 401
+//!   `invalid_token` seen by the host's reqwest middleware), and ignores it once the
+//!   provider's settings in the configuration change. (With the `keyring` store nothing is
+//!   written; `Until` then lasts the process.)
+//!
+//! So give `Until(t)` only for an answer that is valid until `t` in any process, with `t` no
+//! later than the credential's real expiry minus your refresh margin (the host asks again at
+//! `t` and, when you can [`Refresh`], refreshes first). Use `Session` for an answer that must
+//! never reach the disk, or that you may want to change before it expires.
 //!
 //! ## 4. Build and install
 //!
 //! `cargo build --release`, then copy `target/release/libacme_qlam_provider.so` (`.dylib` on
-//! macOS, `.dll` on Windows) into `~/.local/share/qlam/plugins/`. `qlam plugins list` shows it
-//! with its provider types, or says why it was refused.
+//! macOS, `.dll` on Windows) into `~/.local/share/qlam/plugins/`, or let
+//! `qlam plugins install FILE` do it after loading the library in a separate process.
+//! `qlam plugins inspect FILE` loads a library and shows its API version and provider types
+//! with the capabilities their factories declare, or abi_stable's full report on why it was
+//! refused; `qlam plugins list` shows every library found.
 //!
 //! ## Versioning
 //!
@@ -213,6 +314,8 @@
 //! host, and refuse a plugin whose layout was changed.
 
 #![warn(missing_docs)]
+// docs.rs marks the host-only items (feature `host`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod credential;
 mod error;
@@ -239,5 +342,8 @@ pub use services::{HostServices, Interaction, InteractionReply, LogLevel, Servic
 
 /// Re-exported so providers and hosts use the same versions.
 pub use chrono;
+/// Re-exported so providers and hosts use the same versions (derive with
+/// `#[serde(crate = "qlam_plugin_api::serde")]`).
+pub use serde;
 /// Re-exported so providers and hosts use the same versions.
 pub use serde_json;

@@ -7,16 +7,22 @@ use serde_json::{Map, Value};
 use crate::{Credential, HostServices, Result, Secret};
 
 /// How long the host may reuse a `headers()` or `token()` answer (as in cargo's credential
-/// protocol).
+/// protocol). See "Answers the host keeps" in the [crate documentation](crate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheControl {
     /// Ask the provider every time.
     Never,
-    /// Reuse for the rest of this process.
+    /// Reuse for the rest of this process (in memory; never written anywhere).
     Session,
     /// Reuse until this time (UTC). After it the host asks again, and first refreshes when
     /// the provider can. A provider with a refresh margin reports `expires_at - margin`, so
     /// that the refresh happens before the credential really expires.
+    ///
+    /// The host **writes such an answer to disk** (with its `file` credential store, the
+    /// default): the token, or the headers with their secret values, in the user's private
+    /// store. Until this time other processes (`qlam auth token`, the git, docker and cargo
+    /// helpers) are answered from there without loading the plugin, so the provider cannot
+    /// withdraw the answer before then, except by a `login`, `logout` or `refresh`.
     Until(DateTime<Utc>),
 }
 
@@ -147,6 +153,10 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// Which capabilities this provider has, from the accessors above.
+    ///
+    /// This, not [`ProviderFactory::capabilities`], is what the host acts on: it reads it once,
+    /// right after `build`, and refuses a capability missing here without calling the provider.
+    /// Override it only to agree with the accessors.
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             headers: self.http_headers().is_some(),
@@ -211,7 +221,14 @@ pub trait ProviderFactory: Send + Sync + 'static {
     /// A description of the provider type.
     fn description(&self) -> String;
 
-    /// The capabilities providers of this type can have.
+    /// The capabilities providers of this type can have: the union of what [`build`] may
+    /// return.
+    ///
+    /// Descriptive only: `qlam plugins inspect` and the host's registry show it before any
+    /// provider exists. What the host calls is decided by each built provider's
+    /// [`Provider::capabilities`] (its accessors).
+    ///
+    /// [`build`]: ProviderFactory::build
     fn capabilities(&self) -> Capabilities;
 
     /// Builds a provider from its configuration. Validate the configuration here and return a

@@ -14,6 +14,7 @@ mod install;
 mod isolation;
 mod keyring;
 mod oauth;
+mod packaging;
 mod plugins;
 mod presets;
 mod race;

@@ -9,7 +9,8 @@
 //!
 //! Configuration (`provider = "acme"`): `api_url` (https; plain http only to loopback),
 //! optional `key_env` (read the key from this environment variable instead of logging in),
-//! optional `timeout_secs` (default 30).
+//! optional `timeout_secs` (default 30). `login_timeout_secs` is accepted too: the host reads
+//! it (how long `qlam auth login` may wait for the user) and passes it on with the rest.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -82,10 +83,13 @@ impl Config {
         let obj = v
             .as_object()
             .ok_or_else(|| bad("settings must be a table".into()))?;
+        // `login_timeout_secs` is the host's (the deadline of `login`), passed on to us.
+        const KNOWN: [&str; 4] = ["api_url", "key_env", "timeout_secs", "login_timeout_secs"];
         for key in obj.keys() {
-            if !["api_url", "key_env", "timeout_secs"].contains(&key.as_str()) {
+            if !KNOWN.contains(&key.as_str()) {
                 return Err(bad(format!(
-                    "unknown setting `{key}` (known: api_url, key_env, timeout_secs)"
+                    "unknown setting `{key}` (known: {})",
+                    KNOWN.join(", ")
                 )));
             }
         }
@@ -424,5 +428,11 @@ mod tests {
         assert!(e(json!({"api_url": "https://x", "timeout_secs": 0})).contains("timeout_secs"));
         let ok = Config::parse("a", &json!({"api_url": "http://127.0.0.1:8080/"})).unwrap();
         assert_eq!(ok.api_url, "http://127.0.0.1:8080");
+        // The host's own key in our table is not an unknown setting.
+        Config::parse(
+            "a",
+            &json!({"api_url": "https://x", "login_timeout_secs": 600}),
+        )
+        .unwrap();
     }
 }
