@@ -173,14 +173,23 @@ pub trait HttpHeaders {
     fn headers(&self) -> Result<Headers>;
 }
 
-/// Interactive login and logout.
+/// Interactive login and logout. Both do nothing by default, like the Python library's
+/// `LoginLogoutMixin`: implement the one your provider needs (a provider whose credentials
+/// come from elsewhere may only forget a cache at logout).
 pub trait LoginLogout {
     /// Logs in, asking the user through the host's interaction service where needed.
-    fn login(&self, options: &LoginOptions) -> Result<()>;
+    /// Default: nothing to do.
+    fn login(&self, options: &LoginOptions) -> Result<()> {
+        let _ = options;
+        Ok(())
+    }
 
     /// Forgets local credentials (and revokes them where the server supports it). Local state
-    /// is deleted even when revocation fails; report that as a warning.
-    fn logout(&self) -> Result<LogoutReport>;
+    /// is deleted even when revocation fails; report that as a warning. Default: nothing to
+    /// forget.
+    fn logout(&self) -> Result<LogoutReport> {
+        Ok(LogoutReport::default())
+    }
 }
 
 /// Gives an access token.
@@ -241,5 +250,19 @@ pub trait ProviderFactory: Send + Sync + 'static {
     fn extra_info(&self, config: &Value) -> Result<Map<String, Value>> {
         let _ = config;
         Ok(Map::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_and_logout_do_nothing_unless_implemented() {
+        struct Cached;
+        impl LoginLogout for Cached {}
+        let c = Cached;
+        assert!(c.login(&LoginOptions::default()).is_ok());
+        assert_eq!(c.logout().unwrap(), LogoutReport::default());
     }
 }
