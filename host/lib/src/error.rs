@@ -58,11 +58,15 @@ pub struct Error {
     message: String,
     source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
     location: Option<Arc<ConfigLocation>>,
+    library: Option<Arc<PathBuf>>,
 }
 
 impl PartialEq for Error {
     fn eq(&self, other: &Self) -> bool {
-        self.kind == other.kind && self.message == other.message && self.location == other.location
+        self.kind == other.kind
+            && self.message == other.message
+            && self.location == other.location
+            && self.library == other.library
     }
 }
 
@@ -92,6 +96,7 @@ impl Error {
             summary,
             source: None,
             location: None,
+            library: None,
         }
     }
 
@@ -121,6 +126,14 @@ impl Error {
         Error::new(ErrorKind::Plugin, message)
     }
 
+    /// A plugin error about one library file (it could not be loaded, or no longer provides
+    /// a type); [`library`](Error::library) names it.
+    pub fn plugin_library(library: &Path, message: impl Into<String>) -> Self {
+        let mut e = Error::plugin(message);
+        e.library = Some(Arc::new(library.to_owned()));
+        e
+    }
+
     /// A credential-store error.
     pub fn store(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Store, message)
@@ -147,6 +160,11 @@ impl Error {
     /// The whole sentence: this error's words and its causes'.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The plugin library a plugin error is about, for errors that know.
+    pub fn library(&self) -> Option<&Path> {
+        self.library.as_deref().map(PathBuf::as_path)
     }
 
     /// Where in a configuration file the problem is, for errors that know.
@@ -181,6 +199,7 @@ impl Error {
             message: format!("{summary}: {}", self.message),
             summary,
             location: self.location.clone(),
+            library: self.library.clone(),
             source: Some(Arc::new(self)),
         }
     }
@@ -230,6 +249,18 @@ mod tests {
             cur = c.source();
         }
         assert_eq!(parts.join(": "), outer.message());
+    }
+
+    #[test]
+    fn plugin_errors_name_their_library() {
+        let e = Error::plugin_library(Path::new("/p/libacme.so"), "is truncated");
+        assert_eq!(e.library(), Some(Path::new("/p/libacme.so")));
+        assert_eq!(e.kind(), ErrorKind::Plugin);
+        assert_eq!(
+            e.context("provider `acme`").library(),
+            Some(Path::new("/p/libacme.so"))
+        );
+        assert_eq!(Error::plugin("x").library(), None);
     }
 
     #[test]

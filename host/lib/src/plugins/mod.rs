@@ -131,13 +131,13 @@ impl ProviderType {
                 });
                 match loaded {
                     Ok(factories) => factories.iter().find(|(n, _)| *n == self.name).map(|(_, f)| *f).ok_or_else(|| {
-                        Error::plugin(format!(
+                        Error::plugin_library(&lib.path, format!(
                             "plugin `{}` no longer provides `{}`; `qlam plugins list` shows what it provides now",
                             lib.path.display(),
                             self.name
                         ))
                     }),
-                    Err(e) => Err(Error::plugin(e.clone())),
+                    Err(e) => Err(Error::plugin_library(&lib.path, e.clone())),
                 }
             }
         }
