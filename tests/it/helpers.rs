@@ -96,32 +96,12 @@ fn real_git_credential_fill_gets_the_token() {
     crate::util::require_tool("git");
     let home = Home::new();
     home.write_config(CONFIG);
-    let qlam = home.qlam();
-    let helper = format!(
-        "!'{}' credential-helper git",
-        qlam.get_program().to_str().unwrap()
-    );
-    let helper = format!("credential.helper={helper}");
     let env = [
         ("QLAM_TEST_COUNTER", home.path().join("counter").into()),
         ("QLAM_TEST_TEAM_TOKEN", "team-secret".into()),
     ];
     let git = |input: &str| {
-        crate::util::git(
-            &home,
-            &[
-                "-c",
-                "credential.helper=",
-                "-c",
-                &helper,
-                "-c",
-                "credential.useHttpPath=true",
-                "credential",
-                "fill",
-            ],
-            input,
-            &env,
-        )
+        crate::util::git_credential_fill(&home, "", &["credential.useHttpPath=true"], input, &env)
     };
     let out = git("url=https://git.example.com/group/repo.git\n\n");
     assert!(out.status.success(), "{out:?}");

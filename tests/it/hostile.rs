@@ -200,21 +200,10 @@ fn a_forged_answer_already_in_the_cache_is_not_served() {
 
 /// `git credential fill` with qlam as the helper for git.example.com, routed to `tok-lf`.
 fn git_fill(home: &Home, dir: &Path, host: &str) -> std::process::Output {
-    let helper = format!(
-        "credential.helper=!'{}' --plugin-dir '{}' credential-helper git",
-        home.qlam().get_program().to_str().unwrap(),
-        dir.display()
-    );
-    crate::util::git(
+    crate::util::git_credential_fill(
         home,
-        &[
-            "-c",
-            "credential.helper=",
-            "-c",
-            &helper,
-            "credential",
-            "fill",
-        ],
+        &format!("--plugin-dir '{}'", dir.display()),
+        &[],
         &format!("url=https://{host}/repo.git\n\n"),
         &[],
     )

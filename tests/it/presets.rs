@@ -147,25 +147,8 @@ userinfo_endpoint = "{base}/user"
 
     // git asks about github.com: no `hosts` route is configured, the preset claims it, and
     // the user name is the account's login (as Git Credential Manager sends).
-    let qlam = home.qlam();
-    let helper = format!(
-        "credential.helper=!'{}' credential-helper git",
-        qlam.get_program().to_str().unwrap()
-    );
     let fill = |url: &str| {
-        crate::util::git(
-            &home,
-            &[
-                "-c",
-                "credential.helper=",
-                "-c",
-                &helper,
-                "credential",
-                "fill",
-            ],
-            &format!("url={url}\n\n"),
-            &[],
-        )
+        crate::util::git_credential_fill(&home, "", &[], &format!("url={url}\n\n"), &[])
     };
     let out = fill("https://github.com/octocat/Hello-World.git");
     assert!(out.status.success(), "{out:?}");

@@ -438,6 +438,28 @@ pub fn git(
     child.wait_with_output().unwrap()
 }
 
+/// `git credential fill` with qlam as git's only credential helper (`qlam_options`, such as
+/// `--plugin-dir 'DIR'`, go before `credential-helper git`); `git_options` are more `-c`
+/// settings, `input` is what git reads (`url=…`).
+pub fn git_credential_fill(
+    home: &Home,
+    qlam_options: &str,
+    git_options: &[&str],
+    input: &str,
+    env: &[(&str, std::ffi::OsString)],
+) -> std::process::Output {
+    let helper = format!(
+        "credential.helper=!'{}' {qlam_options} credential-helper git",
+        home.qlam().get_program().to_str().unwrap()
+    );
+    let mut args = vec!["-c", "credential.helper=", "-c", &helper];
+    for o in git_options {
+        args.extend(["-c", o]);
+    }
+    args.extend(["credential", "fill"]);
+    git(home, &args, input, env)
+}
+
 /// Runs `cmd` like [`run`], killing it if it runs for more than 60 s: a hang is a failure of
 /// the test, not a hung test run.
 pub fn run_bounded(cmd: &mut Command) -> Run {

@@ -181,13 +181,7 @@ pub(crate) fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<Exit, Error> {
                             "host_api_version": qlam_host::api::API_VERSION, "provider_types": types, "errors": errors,
                         }));
                     } else {
-                        outln!("path:         {}", lib.path.display());
-                        if let Some(s) = size {
-                            outln!("size:         {s} bytes");
-                        }
-                        if let Some(h) = &sha256 {
-                            outln!("sha256:       {h}");
-                        }
+                        print_file_lines(&lib.path, size, sha256.as_deref());
                         outln!("status:       loaded");
                         outln!(
                             "plugin api:   {api_version} (this qlam: {})",
@@ -219,13 +213,7 @@ pub(crate) fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<Exit, Error> {
                             "error": e.summary, "error_kind": format!("{:?}", e.kind), "detail": e.detail,
                         }));
                     } else {
-                        outln!("path:         {}", lib.path.display());
-                        if let Some(s) = size {
-                            outln!("size:         {s} bytes");
-                        }
-                        if let Some(h) = &sha256 {
-                            outln!("sha256:       {h}");
-                        }
+                        print_file_lines(&lib.path, size, sha256.as_deref());
                         outln!("status:       {}", library_status(e));
                         outln!(
                             "plugin api:   {} (this qlam: {})",
@@ -275,5 +263,16 @@ pub(crate) fn library_json(
             "error": e.summary, "error_kind": format!("{:?}", e.kind),
             "sha256": sha256, "pinned": pinned,
         }),
+    }
+}
+
+/// The lines of `plugins inspect` that say which file it is, loaded or not.
+fn print_file_lines(path: &std::path::Path, size: Option<u64>, sha256: Option<&str>) {
+    outln!("path:         {}", path.display());
+    if let Some(s) = size {
+        outln!("size:         {s} bytes");
+    }
+    if let Some(h) = sha256 {
+        outln!("sha256:       {h}");
     }
 }

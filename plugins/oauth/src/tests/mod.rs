@@ -572,20 +572,29 @@ fn token_responses_unknown_members_case_insensitive_type_unknown_expiry() {
     );
 }
 
-#[test]
-fn client_secret_basic_form_urlencodes_id_and_secret() {
+/// The token request a client-credentials login sends with these configuration keys.
+fn client_credentials_request(keys: Value) -> Req {
     let stub = Stub::start(|_| (200, tokens("a", None, Some(60))));
     let clock = FakeClock::at(NOW);
     let mut config = explicit(&stub);
     config["flow"] = json!("client_credentials");
-    config["client_id"] = json!("my client:1");
-    config["client_secret"] = json!("s3 cr:et/+%");
+    for (k, v) in keys.as_object().unwrap() {
+        config[k] = v.clone();
+    }
     let (p, _) = provider(config, &clock);
     p.login_logout()
         .unwrap()
         .login(&LoginOptions::default())
         .unwrap();
-    let auth = stub.requests_to("/token")[0].authorization.clone().unwrap();
+    stub.requests_to("/token").remove(0)
+}
+
+#[test]
+fn client_secret_basic_form_urlencodes_id_and_secret() {
+    let sent = client_credentials_request(
+        json!({"client_id": "my client:1", "client_secret": "s3 cr:et/+%"}),
+    );
+    let auth = sent.authorization.unwrap();
     use base64::Engine;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(auth.strip_prefix("Basic ").unwrap())
@@ -599,25 +608,18 @@ fn client_secret_basic_form_urlencodes_id_and_secret() {
 
 #[test]
 fn client_secret_post_sends_id_and_secret_in_the_body_and_no_basic_header() {
-    let stub = Stub::start(|_| (200, tokens("a", None, Some(60))));
-    let clock = FakeClock::at(NOW);
-    let mut config = explicit(&stub);
-    config["flow"] = json!("client_credentials");
-    config["client_secret"] = json!("s3 cr:et/+%");
-    config["token_endpoint_auth_method"] = json!("client_secret_post");
-    let (p, _) = provider(config, &clock);
-    p.login_logout()
-        .unwrap()
-        .login(&LoginOptions::default())
-        .unwrap();
-    let sent = &stub.requests_to("/token")[0];
+    let sent = client_credentials_request(json!({
+        "client_secret": "s3 cr:et/+%", "token_endpoint_auth_method": "client_secret_post"
+    }));
     assert_eq!(sent.authorization, None);
     assert_eq!(sent.form("client_id").as_deref(), Some("qlam-cli"));
     assert_eq!(sent.form("client_secret").as_deref(), Some("s3 cr:et/+%"));
     // A method that needs what is not configured is said at once.
-    let mut config = explicit(&stub);
-    config["token_endpoint_auth_method"] = json!("private_key_jwt");
-    let e = crate::config::OAuthConfig::parse(&config).unwrap_err();
+    let e = crate::config::OAuthConfig::parse(&json!({
+        "client_id": "c", "token_endpoint": "https://as.example/token",
+        "token_endpoint_auth_method": "private_key_jwt"
+    }))
+    .unwrap_err();
     assert!(e.message().contains("needs `private_key_file`"), "{e}");
 }
 
