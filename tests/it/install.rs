@@ -227,7 +227,7 @@ fn bad_candidates_are_not_installed_and_nothing_is_left_behind() {
             // Its load-time constructor aborts the process that loads it.
             fixture("qlam-fixture-marker"),
             vec![("QLAM_TEST_ABORT_ON_LOAD", "1")],
-            "was not installed: it crashed the process that loaded it (signal 6, SIGABRT)",
+            "was not installed: crashed the process that loaded it (signal 6, SIGABRT)",
         ),
     ];
     for (file, env, want) in cases {

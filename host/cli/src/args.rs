@@ -153,10 +153,6 @@ pub enum PluginsCommand {
     Inspect {
         /// The library file
         file: PathBuf,
-        /// Skip the pin rules (`trusted_plugins`, `require_pinned_plugins`): `plugins install`
-        /// checks its temporary copy this way and applies the pin rules itself
-        #[arg(long, hide = true)]
-        ignore_pins: bool,
     },
     /// Check a library in a separate process, then copy it into your plugin folder
     Install {

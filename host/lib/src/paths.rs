@@ -18,7 +18,7 @@ pub fn user_plugin_dir() -> Option<PathBuf> {
 /// Creates `dir` (a plugin folder: the user's, for an installer) and its parents; the folder
 /// itself is private (0700 on Unix) whatever the umask: a folder others can write to is one
 /// qlam refuses to load plugins from.
-pub fn create_plugin_dir(dir: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn create_plugin_dir(dir: &std::path::Path) -> std::io::Result<()> {
     crate::fsutil::ensure_private_dir(dir)
 }
 

@@ -154,13 +154,10 @@ pub(crate) fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<Exit, Error> {
             plugin_admin::install(ctx, file, *pin, *isolate)
         }
         PluginsCommand::Remove { name } => plugin_admin::remove(ctx, name),
-        PluginsCommand::Inspect { file, ignore_pins } => {
+        PluginsCommand::Inspect { file } => {
             // Under the configuration's trust rules: a file they refuse (its pin, its
             // permissions) is reported, never loaded.
             let mut registry = ctx.client(true)?.new_registry();
-            if *ignore_pins {
-                registry.ignore_pins();
-            }
             registry.load_file(file);
             let lib = &registry.libraries()[0];
             let size = std::fs::metadata(&lib.path).map(|m| m.len()).ok();

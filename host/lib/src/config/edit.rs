@@ -1,5 +1,6 @@
 //! Changes to the configuration file that keep its comments, order and formatting
-//! (`toml_edit`), written atomically: the current context, plugin pins, isolated plugins.
+//! (`toml_edit`), written atomically: the current context, and the plugin pins and isolated
+//! plugins that installing and removing plugins change.
 
 use std::path::Path;
 
@@ -97,7 +98,7 @@ fn pin_entries(doc: &toml_edit::DocumentMut, config: &Path, plugin: &Path) -> Ve
 /// Pins `plugin` (an absolute path) to `sha256` in `trusted_plugins` of the file at `path`
 /// (created if missing), replacing any pin of the same file and keeping everything else as
 /// it was. Answers whether an earlier pin was replaced.
-pub fn set_plugin_pin(path: &Path, plugin: &Path, sha256: &str) -> Result<bool> {
+pub(crate) fn set_plugin_pin(path: &Path, plugin: &Path, sha256: &str) -> Result<bool> {
     let mut doc = edit_document(path)?;
     let existing = pin_entries(&doc, path, plugin);
     let plugin_str = plugin.to_str().ok_or_else(|| {
@@ -142,7 +143,7 @@ pub fn set_plugin_pin(path: &Path, plugin: &Path, sha256: &str) -> Result<bool> 
 
 /// Adds `plugin` to `isolated_plugins` in the file at `path` (its providers then run in a
 /// process of their own), keeping comments and formatting; answers whether it was new.
-pub fn add_isolated_plugin(path: &Path, plugin: &Path) -> Result<bool> {
+pub(crate) fn add_isolated_plugin(path: &Path, plugin: &Path) -> Result<bool> {
     let mut doc = edit_document(path)?;
     let plugin_str = plugin.to_str().ok_or_else(|| {
         Error::config(format!(
@@ -169,7 +170,7 @@ pub fn add_isolated_plugin(path: &Path, plugin: &Path) -> Result<bool> {
 
 /// Removes `plugin` from `isolated_plugins` in the file at `path`; answers whether it was
 /// there.
-pub fn remove_isolated_plugin(path: &Path, plugin: &Path) -> Result<bool> {
+pub(crate) fn remove_isolated_plugin(path: &Path, plugin: &Path) -> Result<bool> {
     if !path.exists() {
         return Ok(false);
     }
@@ -190,7 +191,7 @@ pub fn remove_isolated_plugin(path: &Path, plugin: &Path) -> Result<bool> {
 }
 
 /// Removes every pin of `plugin` from the file at `path`; answers whether there was one.
-pub fn remove_plugin_pin(path: &Path, plugin: &Path) -> Result<bool> {
+pub(crate) fn remove_plugin_pin(path: &Path, plugin: &Path) -> Result<bool> {
     if !path.exists() {
         return Ok(false);
     }

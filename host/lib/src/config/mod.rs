@@ -29,9 +29,9 @@ use crate::fsutil;
 mod edit;
 pub use crate::plugins::Isolation;
 pub use crate::store::StoreKind;
-pub use edit::{
-    add_isolated_plugin, remove_isolated_plugin, remove_plugin_pin, set_current_context,
-    set_plugin_pin,
+pub use edit::set_current_context;
+pub(crate) use edit::{
+    add_isolated_plugin, remove_isolated_plugin, remove_plugin_pin, set_plugin_pin,
 };
 
 /// A parsed configuration file.

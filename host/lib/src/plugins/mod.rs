@@ -2,7 +2,8 @@
 //! (`search`), the checks before a library reaches the dynamic loader (`trust`: who owns it
 //! and who may write it, pins; `check`: a well-formed library for this machine), loading
 //! (`load`), the index of which library exports which type (`index`), content hashes
-//! ([`hashes`]) and the bridge for plugin log lines (`log`).
+//! ([`hashes`]), the bridge for plugin log lines (`log`), and installing into and removing
+//! from the user's plugin folder (`install`).
 //!
 //! Each folder of the search path is listed non-recursively; files with the platform's
 //! library extension are loaded in name order; the first hit of a provider type wins. A file
@@ -11,11 +12,13 @@
 pub(crate) mod check;
 pub mod hashes;
 pub(crate) mod index;
+mod install;
 mod load;
 pub(crate) mod log;
 mod search;
-pub mod trust;
+pub(crate) mod trust;
 
+pub use install::{InstallOptions, Installed, Removed};
 use load::{is_bundled, open_library_in_time, Opened};
 pub(crate) use load::{kind_from_name, kind_name, open_library};
 pub use search::{search_path, DirSource, PluginDir};
@@ -278,7 +281,7 @@ impl Registry {
 
     /// Loads files whatever `trusted_plugins` and `require_pinned_plugins` say (ownership and
     /// permissions are still checked): for a file the caller checks against its pin itself.
-    pub fn ignore_pins(&mut self) {
+    pub(crate) fn ignore_pins(&mut self) {
         self.policy.pins.clear();
         self.policy.require_pinned = false;
     }
@@ -428,7 +431,7 @@ impl Registry {
     }
 
     /// Lists the library files of a folder: the platform's extension, regular files, sorted.
-    pub fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    pub(crate) fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
@@ -613,6 +616,23 @@ impl Registry {
                 (LibraryOutcome::Refused(e), indexed)
             }
         }
+    }
+
+    /// Loads one library in a process of its own, never in this one, and registers the types
+    /// it lists: for looking at a file that may crash or hang whoever loads it. The process
+    /// ends with the registry. An error when there is no qlam executable to run it.
+    pub(crate) fn load_file_in_child(&mut self, path: &Path) -> Result<&LibraryReport> {
+        let child = self.isolated_library(path).ok_or_else(|| {
+            Error::plugin(
+                "cannot load it in a process of its own: no qlam executable was found (set QLAM_EXE)",
+            )
+        })?;
+        let (outcome, _) = self.load_in_child(path, child);
+        self.libraries.push(LibraryReport {
+            path: path.to_owned(),
+            outcome,
+        });
+        Ok(self.libraries.last().expect("just pushed"))
     }
 
     /// Opens a library in its child process (which stays up for the providers that will
