@@ -192,6 +192,10 @@ pub struct BuildRequestWire {
     pub context_name: String,
     pub provider_name: String,
     pub config: Value,
+    /// The configuration file's folder (since 0.1.2; older libraries ignore it, older hosts
+    /// leave it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_dir: Option<std::path::PathBuf>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -40,6 +40,11 @@
 //! # assert_eq!(s.api_url, "https://x");
 //! ```
 //!
+//! A file path in the settings (a CA bundle, a key file) is read through
+//! [`HostServices::resolve_path`]: relative to the configuration file's folder and `~` the home
+//! folder, so the provider reads the same file wherever the command runs (hosts before 0.1.2
+//! do not say where the configuration is; then a relative path stays relative).
+//!
 //! It pins `abi_stable` to one exact version: [`export_providers!`] expands to its loader
 //! internals, and the root module's layout is checked against the host's when qlam loads
 //! your library. Let cargo pick it; do not add `abi_stable` to your own dependencies.

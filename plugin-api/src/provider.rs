@@ -216,7 +216,9 @@ pub struct BuildRequest {
     /// The provider's name in that context (unique within it).
     pub provider_name: String,
     /// The provider's configuration: every key of its `auth_providers` entry except `name`
-    /// and `provider`, as a JSON object.
+    /// and `provider`, as a JSON object. Resolve file paths in it with
+    /// [`HostServices::resolve_path`]: a relative path means the configuration file's folder
+    /// (as in a kubeconfig), not the directory the command happens to run in.
     pub config: Value,
     /// The host's services: secret store, interaction, logging.
     pub services: HostServices,

@@ -2,6 +2,7 @@
 //! interaction, and logging.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -126,6 +127,7 @@ pub trait ServicesBackend: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct HostServices {
     backend: Arc<dyn ServicesBackend>,
+    config_dir: Option<PathBuf>,
 }
 
 impl fmt::Debug for HostServices {
@@ -137,7 +139,41 @@ impl fmt::Debug for HostServices {
 impl HostServices {
     /// Wraps a backend. Hosts and tests use this; the adapter does it for plugins.
     pub fn new(backend: Arc<dyn ServicesBackend>) -> Self {
-        HostServices { backend }
+        HostServices {
+            backend,
+            config_dir: None,
+        }
+    }
+
+    /// The same services, with the folder of the configuration file the provider was
+    /// configured in (hosts set it; since qlam-plugin-api 0.1.2).
+    pub fn with_config_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.config_dir = dir;
+        self
+    }
+
+    /// The folder of the configuration file the provider was configured in: the base of
+    /// relative paths in its settings. `None` when the configuration has no file, or from a
+    /// host older than qlam-plugin-api 0.1.2.
+    pub fn config_dir(&self) -> Option<&Path> {
+        self.config_dir.as_deref()
+    }
+
+    /// A path from the provider's settings as the user meant it, the way kubectl reads paths
+    /// in a kubeconfig: `~/…` in the home folder, a relative path in the configuration file's
+    /// folder (not the current directory, which changes with wherever the command runs), an
+    /// absolute path as it is. Without a configuration folder a relative path stays relative.
+    pub fn resolve_path(&self, path: &Path) -> PathBuf {
+        if let Ok(rest) = path.strip_prefix("~") {
+            let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE"));
+            if let Some(home) = home.filter(|h| !h.is_empty()) {
+                return PathBuf::from(home).join(rest);
+            }
+        }
+        match &self.config_dir {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_owned(),
+        }
     }
 
     /// Loads a secret stored under `key` (scoped to this context and provider).
@@ -255,5 +291,33 @@ mod tests {
             text: "canary".into(),
         };
         assert!(!format!("{r:?}").contains("canary"));
+    }
+
+    #[test]
+    fn settings_paths_are_relative_to_the_configuration_folder() {
+        let services = crate::testing::MemoryServices::new(&[]).handle();
+        // No configuration folder: a relative path stays as written.
+        assert_eq!(services.resolve_path(Path::new("ca.pem")), Path::new("ca.pem"));
+        let services = services.with_config_dir(Some(PathBuf::from("/etc/qlam")));
+        assert_eq!(services.config_dir(), Some(Path::new("/etc/qlam")));
+        assert_eq!(
+            services.resolve_path(Path::new("certs/ca.pem")),
+            Path::new("/etc/qlam/certs/ca.pem")
+        );
+        assert_eq!(
+            services.resolve_path(Path::new("/abs/ca.pem")),
+            Path::new("/abs/ca.pem")
+        );
+        // `~` alone as the first component is the home folder; `~name` is a plain name.
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            assert_eq!(
+                services.resolve_path(Path::new("~/k.pem")),
+                PathBuf::from(home).join("k.pem")
+            );
+        }
+        assert_eq!(
+            services.resolve_path(Path::new("~bob/k.pem")),
+            Path::new("/etc/qlam/~bob/k.pem")
+        );
     }
 }

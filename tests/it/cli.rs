@@ -442,3 +442,34 @@ fn kubectl_exec_credential_follows_kubernetes_exec_info() {
         "{\n  \"apiVersion\": \"client.authentication.k8s.io/v1\",\n  \"kind\": \"ExecCredential\",\n  \"status\": {\n    \"token\": \"kube-token-1\"\n  }\n}\n"
     );
 }
+
+/// A relative path in a provider's settings means the configuration file's folder, as in a
+/// kubeconfig, wherever the command runs — in this process or an isolated provider's child.
+#[test]
+fn relative_paths_in_provider_settings_are_read_from_the_configuration_folder() {
+    let home = Home::new();
+    let config = home.write_config(
+        "[contexts.c]\n\
+         [[contexts.c.auth_providers]]\nname = \"here\"\nprovider = \"token\"\nfile = \"tokens/t.txt\"\n\
+         [[contexts.c.auth_providers]]\nname = \"child\"\nprovider = \"token\"\nfile = \"tokens/t.txt\"\nisolation = \"process\"\n",
+    );
+    let dir = config.parent().unwrap();
+    std::fs::create_dir_all(dir.join("tokens")).unwrap();
+    std::fs::write(dir.join("tokens/t.txt"), "from-the-config-folder\n").unwrap();
+    // The same relative path from the command's directory holds another token: the control.
+    let elsewhere = home.path().join("elsewhere");
+    std::fs::create_dir_all(elsewhere.join("tokens")).unwrap();
+    std::fs::write(
+        elsewhere.join("tokens/t.txt"),
+        "from-the-current-directory\n",
+    )
+    .unwrap();
+    for provider in ["here", "child"] {
+        let r = run(home
+            .qlam()
+            .current_dir(&elsewhere)
+            .args(["auth", "token", provider]));
+        r.ok();
+        assert_eq!(r.stdout, "from-the-config-folder\n", "{provider}");
+    }
+}

@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
         .1;
     let config = serde_json::json!({"env": "QLAM_BENCH_TOKEN"});
     let provider = factory
-        .build("bench", "t", &config, MemoryServices::new(&[]))
+        .build("bench", "t", &config, None, MemoryServices::new(&[]))
         .expect("builds");
 
     let mut g = c.benchmark_group("abi");

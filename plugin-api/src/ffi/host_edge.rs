@@ -150,18 +150,21 @@ impl FactoryHandle {
         parse_object(json.as_str(), "extra info")
     }
 
-    /// Builds a provider.
+    /// Builds a provider; `config_dir` is the folder of the configuration file it comes from
+    /// (the base of relative paths in `config`).
     pub fn build(
         &self,
         context_name: &str,
         provider_name: &str,
         config: &Value,
+        config_dir: Option<&Path>,
         services: Arc<dyn ServicesBackend>,
     ) -> Result<ProviderHandle> {
         let wire = BuildRequestWire {
             context_name: context_name.to_owned(),
             provider_name: provider_name.to_owned(),
             config: config.clone(),
+            config_dir: config_dir.map(Path::to_owned),
         };
         let json = serde_json::to_string(&wire).map_err(|e| json_error("build request", e))?;
         let services = FfiServices_TO::from_value(ServicesAdapter(services), TD_Opaque);

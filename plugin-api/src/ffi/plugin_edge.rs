@@ -155,7 +155,8 @@ impl FfiFactory for FactoryAdapter {
         guard(&TypeLabel(&self.label), "build", move || {
             let wire: BuildRequestWire = serde_json::from_str(request_json.as_str())
                 .map_err(|e| json_error("build request", e))?;
-            let services = HostServices::new(Arc::new(ServicesClient(services)));
+            let services = HostServices::new(Arc::new(ServicesClient(services)))
+                .with_config_dir(wire.config_dir);
             let name = wire.provider_name.clone();
             let provider = self.inner.get().build(BuildRequest {
                 context_name: wire.context_name,

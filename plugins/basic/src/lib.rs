@@ -98,7 +98,9 @@ impl ProviderFactory for BasicFactory {
     }
 
     fn build(&self, req: BuildRequest) -> Result<Box<dyn Provider>> {
-        let config = parse_config(&req.config)?;
+        let mut config = parse_config(&req.config)?;
+        // Relative to the configuration file's folder, as the user wrote it there.
+        config.ca_file = config.ca_file.map(|p| req.services.resolve_path(&p));
         Ok(Box::new(BasicProvider {
             name: req.provider_name,
             config,

@@ -1,7 +1,7 @@
 //! The `oauth` provider's configuration: the keys of its `auth_providers` entry.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use qlam_plugin_api::{Error, Result, Secret};
 use serde::Deserialize;
@@ -125,6 +125,27 @@ pub struct AssertionKey {
     pub key_file: PathBuf,
     pub key_id: Option<String>,
     pub certificate_file: Option<PathBuf>,
+}
+
+impl OAuthConfig {
+    /// The configuration with its file paths (`ca_file`, `client_secret_file`,
+    /// `private_key_file`, `certificate_file`) as the host resolves them: relative to the
+    /// configuration file's folder, `~` the home folder.
+    pub fn with_paths_resolved(mut self, resolve: impl Fn(&Path) -> PathBuf) -> Self {
+        if let Some(p) = &mut self.ca_file {
+            *p = resolve(p);
+        }
+        if let Some(SecretSource::File(p)) = &mut self.client_secret {
+            *p = resolve(p);
+        }
+        if let Some(k) = &mut self.assertion_key {
+            k.key_file = resolve(&k.key_file);
+            if let Some(c) = &mut k.certificate_file {
+                *c = resolve(c);
+            }
+        }
+        self
+    }
 }
 
 /// Endpoints given explicitly (they override discovery).

@@ -117,7 +117,8 @@ impl ProviderFactory for OAuthFactory {
     }
 
     fn build(&self, req: BuildRequest) -> Result<Box<dyn Provider>> {
-        let config = OAuthConfig::parse(&req.config)?;
+        let config =
+            OAuthConfig::parse(&req.config)?.with_paths_resolved(|p| req.services.resolve_path(p));
         Ok(Box::new(OAuthProvider {
             name: req.provider_name,
             identity: config.identity(),

@@ -156,7 +156,9 @@ impl ProviderFactory for TokenFactory {
     }
 
     fn build(&self, req: BuildRequest) -> Result<Box<dyn Provider>> {
-        let config = parse_config(&req.config)?;
+        let mut config = parse_config(&req.config)?;
+        // Relative to the configuration file's folder, as the user wrote it there.
+        config.file = config.file.map(|p| req.services.resolve_path(&p));
         let source = source_of(&config);
         Ok(Box::new(TokenProvider {
             name: req.provider_name,

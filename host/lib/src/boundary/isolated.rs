@@ -103,6 +103,9 @@ pub(crate) struct BuildRequest {
     pub context: String,
     pub provider: String,
     pub config: Value,
+    /// The configuration file's folder: the base of relative paths in `config`.
+    #[serde(default)]
+    pub config_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -895,6 +898,7 @@ pub fn serve() -> i32 {
                     &request.context,
                     &request.provider,
                     &request.config,
+                    request.config_dir.as_deref(),
                     services.clone(),
                 )
             }) {

@@ -358,12 +358,14 @@ impl BoundFactory<'_> {
         Callee::Type(self.type_name.to_owned())
     }
 
-    /// Builds provider `provider_name` of context `context_name`.
+    /// Builds provider `provider_name` of context `context_name`, configured by `config` in
+    /// the configuration file whose folder is `config_dir`.
     pub(crate) fn build(
         &self,
         context_name: &str,
         provider_name: &str,
         config: &Value,
+        config_dir: Option<&std::path::Path>,
         services: Arc<dyn ServicesBackend>,
         limits: Limits,
     ) -> Result<BoundProvider> {
@@ -372,6 +374,7 @@ impl BoundFactory<'_> {
             context: context_name.to_owned(),
             provider: provider_name.to_owned(),
             config: config.clone(),
+            config_dir: config_dir.map(ToOwned::to_owned),
         };
         let (backend, capabilities) = match &self.factory {
             FactoryRef::InProcess(factory) => {
@@ -382,6 +385,7 @@ impl BoundFactory<'_> {
                             &request.context,
                             &request.provider,
                             &request.config,
+                            request.config_dir.as_deref(),
                             services,
                         )
                         .map_err(Failure::from)

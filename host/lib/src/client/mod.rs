@@ -252,6 +252,12 @@ impl AuthClient {
             .collect()
     }
 
+    /// The configuration file's folder: providers resolve relative paths in their settings
+    /// against it.
+    fn config_dir(&self) -> Option<&Path> {
+        self.config.path.as_deref().and_then(Path::parent)
+    }
+
     fn where_(&self, p: &ProviderConfig) -> String {
         match &self.config.path {
             Some(path) => format!("`{}` line {}", path.display(), p.line),
@@ -313,7 +319,14 @@ impl AuthClient {
             type_name: &pc.provider_type,
         };
         let provider = factory
-            .build(&ctx.name, name, &pc.config, services, self.limits(pc))
+            .build(
+                &ctx.name,
+                name,
+                &pc.config,
+                self.config_dir(),
+                services,
+                self.limits(pc),
+            )
             .map_err(|e| e.context(place()))?;
         let slot = Arc::new(Slot {
             name: name.to_owned(),
@@ -697,7 +710,7 @@ impl AuthClient {
                         let place = format!("provider `{}` in context `{}` ({})", pc.name, ctx.name, self.where_(pc));
                         t.factory_ref(pc.isolation).map_err(|e| e.context(&place)).and_then(|factory| {
                             BoundFactory { factory, type_name: &t.name }
-                                .build(&ctx.name, &pc.name, &pc.config, services, self.limits(pc))
+                                .build(&ctx.name, &pc.name, &pc.config, self.config_dir(), services, self.limits(pc))
                                 .map(drop)
                                 .map_err(|e| e.context(&place))
                         })
