@@ -297,7 +297,10 @@ mod tests {
     fn settings_paths_are_relative_to_the_configuration_folder() {
         let services = crate::testing::MemoryServices::new(&[]).handle();
         // No configuration folder: a relative path stays as written.
-        assert_eq!(services.resolve_path(Path::new("ca.pem")), Path::new("ca.pem"));
+        assert_eq!(
+            services.resolve_path(Path::new("ca.pem")),
+            Path::new("ca.pem")
+        );
         let services = services.with_config_dir(Some(PathBuf::from("/etc/qlam")));
         assert_eq!(services.config_dir(), Some(Path::new("/etc/qlam")));
         assert_eq!(

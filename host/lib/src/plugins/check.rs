@@ -30,7 +30,8 @@ pub fn problem_in(file: &mut std::fs::File) -> Option<String> {
     if size == 0 {
         return Some("is empty (0 bytes), not a shared library".into());
     }
-    let mut head = vec![0u8; 64.min(size as usize)];
+    // The ELF header and, in practice, the program headers right after it: one read.
+    let mut head = vec![0u8; 4096.min(size as usize)];
     if let Err(e) = file.read_exact(&mut head) {
         return Some(format!("cannot be read: {e}"));
     }
@@ -78,6 +79,9 @@ fn machine_name(m: u16) -> String {
 }
 
 fn check_elf(file: &mut std::fs::File, head: &[u8], size: u64) -> Option<String> {
+    use object::read::elf::{FileHeader, ProgramHeader};
+    // The identification bytes first, to say what is wrong for this machine: the header type
+    // below is this machine's word size, which a file of the other class does not parse as.
     if !head.starts_with(b"\x7fELF") {
         return Some("is not a shared library (no ELF header)".into());
     }
@@ -91,10 +95,6 @@ fn check_elf(file: &mut std::fs::File, head: &[u8], size: u64) -> Option<String>
         Some(2) => false,
         _ => return Some("has a damaged ELF header (bad byte order)".into()),
     };
-    let header_len = if is64 { 64 } else { 52 };
-    if head.len() < header_len {
-        return Some("is truncated (incomplete ELF header)".into());
-    }
     if is64 != cfg!(target_pointer_width = "64") {
         return Some(format!(
             "is a {}-bit library; this qlam is {}-bit",
@@ -109,23 +109,29 @@ fn check_elf(file: &mut std::fs::File, head: &[u8], size: u64) -> Option<String>
     if little != cfg!(target_endian = "little") {
         return Some("is a library for the other byte order".into());
     }
-    let r = Reader { is64, little };
-    let u16_at = |o: usize| r.u16(head, o);
-    let word_at = |o: usize| r.word(head, o);
-    let e_type = u16_at(16);
-    if e_type != 3 {
+
+    #[cfg(target_pointer_width = "64")]
+    type Header = object::elf::FileHeader64<object::Endianness>;
+    #[cfg(not(target_pointer_width = "64"))]
+    type Header = object::elf::FileHeader32<object::Endianness>;
+    let Ok(header) = Header::parse(head) else {
+        return Some("is truncated or damaged (incomplete ELF header)".into());
+    };
+    let endian = header.endian().ok()?;
+    let e_type = header.e_type(endian);
+    if e_type != object::elf::ET_DYN {
         return Some(format!(
             "is not a shared library (ELF type {}: {})",
             e_type,
             match e_type {
-                1 => "relocatable object",
-                2 => "executable",
-                4 => "core dump",
+                object::elf::ET_REL => "relocatable object",
+                object::elf::ET_EXEC => "executable",
+                object::elf::ET_CORE => "core dump",
                 _ => "unknown",
             }
         ));
     }
-    let machine = u16_at(18);
+    let machine = header.e_machine(endian);
     if let Some(expected) = expected_machine() {
         if machine != expected {
             return Some(format!(
@@ -135,106 +141,45 @@ fn check_elf(file: &mut std::fs::File, head: &[u8], size: u64) -> Option<String>
             ));
         }
     }
-    let (phoff, shoff, phentsize, phnum, shentsize, shnum) = if is64 {
-        (
-            word_at(32),
-            word_at(40),
-            u16_at(54),
-            u16_at(56),
-            u16_at(58),
-            u16_at(60),
-        )
-    } else {
-        (
-            word_at(28),
-            word_at(32),
-            u16_at(42),
-            u16_at(44),
-            u16_at(46),
-            u16_at(48),
-        )
+    // The section header table is not read (the loader does not use it), only placed.
+    let shoff: u64 = header.e_shoff(endian).into();
+    let sh_end = u64::from(header.e_shentsize(endian))
+        .checked_mul(header.e_shnum(endian).into())
+        .and_then(|len| shoff.checked_add(len));
+    if shoff != 0 && !matches!(sh_end, Some(end) if end <= size) {
+        return Some("is truncated or damaged (its section headers lie outside the file)".into());
+    }
+    // The program headers follow the ELF header in every library a linker writes, so they
+    // are in `head`; elsewhere they are read from the file.
+    let cache;
+    let segments = match header.program_headers(endian, head) {
+        Ok(p) if !p.is_empty() => Ok(p),
+        _ => {
+            cache = object::ReadCache::new(file);
+            header.program_headers(endian, &cache)
+        }
     };
-    let table_end = |off: u64, entsize: u16, num: u16| off.checked_add(entsize as u64 * num as u64);
-    match table_end(phoff, phentsize, phnum) {
-        Some(end) if phnum > 0 && end <= size => {}
+    let segments = match segments {
+        Ok(p) if !p.is_empty() => p,
         _ => {
             return Some(
                 "is truncated or damaged (its program headers lie outside the file)".into(),
             )
         }
-    }
-    if shoff != 0 && !matches!(table_end(shoff, shentsize, shnum), Some(end) if end <= size) {
-        return Some("is truncated or damaged (its section headers lie outside the file)".into());
-    }
+    };
     // Every loaded segment must lie inside the file, or mapping it faults in the loader.
-    let min_entsize = if is64 { 56 } else { 32 };
-    if (phentsize as usize) < min_entsize {
-        return Some("has damaged program headers".into());
-    }
-    let mut table = vec![0u8; phentsize as usize * phnum as usize];
-    use std::io::{Seek, SeekFrom};
-    if file
-        .seek(SeekFrom::Start(phoff))
-        .and_then(|_| file.read_exact(&mut table))
-        .is_err()
-    {
-        return Some("is truncated (cannot read its program headers)".into());
-    }
-    for entry in table.chunks(phentsize as usize) {
-        let u32_at = |o: usize| r.u32(entry, o);
-        let w = |o: usize| r.word(entry, o);
-        const PT_LOAD: u32 = 1;
-        if u32_at(0) != PT_LOAD {
+    for segment in segments {
+        if segment.p_type(endian) != object::elf::PT_LOAD {
             continue;
         }
-        let (offset, filesz) = if is64 { (w(8), w(32)) } else { (w(4), w(16)) };
-        if !matches!(offset.checked_add(filesz), Some(end) if end <= size) {
+        let (offset, len) = segment.file_range(endian);
+        if !matches!(offset.checked_add(len), Some(end) if end <= size) {
             return Some(
                 "is truncated or damaged (a loadable segment lies outside the file)".into(),
             );
         }
     }
     None
-}
-
-/// Reads ELF fields in the file's byte order and word size.
-#[derive(Clone, Copy)]
-struct Reader {
-    is64: bool,
-    little: bool,
-}
-
-impl Reader {
-    fn u16(self, b: &[u8], o: usize) -> u16 {
-        let a = [b[o], b[o + 1]];
-        if self.little {
-            u16::from_le_bytes(a)
-        } else {
-            u16::from_be_bytes(a)
-        }
-    }
-
-    fn u32(self, b: &[u8], o: usize) -> u32 {
-        let a: [u8; 4] = b[o..o + 4].try_into().expect("4 bytes");
-        if self.little {
-            u32::from_le_bytes(a)
-        } else {
-            u32::from_be_bytes(a)
-        }
-    }
-
-    /// An address-sized field: 8 bytes in ELF64, 4 in ELF32.
-    fn word(self, b: &[u8], o: usize) -> u64 {
-        if !self.is64 {
-            return self.u32(b, o) as u64;
-        }
-        let a: [u8; 8] = b[o..o + 8].try_into().expect("8 bytes");
-        if self.little {
-            u64::from_le_bytes(a)
-        } else {
-            u64::from_be_bytes(a)
-        }
-    }
 }
 
 #[cfg(all(test, target_os = "linux"))]
@@ -286,6 +231,24 @@ mod tests {
         std::fs::write(&p, &exe).unwrap();
         assert!(
             problem(&p).unwrap().contains("truncated"),
+            "{:?}",
+            problem(&p)
+        );
+        // Section headers past the end (e_shoff, ELF64 little-endian at byte 40).
+        let mut exe = this_exe();
+        exe[16] = 3;
+        exe[17] = 0;
+        let past_the_end = (exe.len() as u64 + 4096).to_le_bytes();
+        exe[40..48].copy_from_slice(&past_the_end);
+        std::fs::write(&p, &exe).unwrap();
+        assert_eq!(
+            problem(&p).unwrap(),
+            "is truncated or damaged (its section headers lie outside the file)"
+        );
+        // A header cut short.
+        std::fs::write(&p, &this_exe()[..40]).unwrap();
+        assert!(
+            problem(&p).unwrap().contains("incomplete ELF header"),
             "{:?}",
             problem(&p)
         );
