@@ -142,6 +142,8 @@ fn check_elf(file: &mut std::fs::File, head: &[u8], size: u64) -> Option<String>
         }
     }
     // The section header table is not read (the loader does not use it), only placed.
+    // A u32 in ELF32: the conversion is only useless on 64-bit machines.
+    #[allow(clippy::useless_conversion)]
     let shoff: u64 = header.e_shoff(endian).into();
     let sh_end = u64::from(header.e_shentsize(endian))
         .checked_mul(header.e_shnum(endian).into())
