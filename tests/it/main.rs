@@ -17,6 +17,7 @@ mod oauth;
 mod packaging;
 mod plugins;
 mod presets;
+mod python;
 mod race;
 mod sdk;
 mod secrets;
