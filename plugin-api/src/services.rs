@@ -181,7 +181,11 @@ impl HostServices {
         self.backend.secret_load(key)
     }
 
-    /// Stores a secret under `key`, durably.
+    /// Stores a secret under `key`, durably. One key is written atomically: after a crash
+    /// it holds the old value or the new one. Values that must change together (an access
+    /// token and its refresh token) belong under one key, as one JSON document — what the
+    /// bundled OAuth provider does; two keys written one after the other can be seen half
+    /// updated.
     pub fn secret_store(&self, key: &str, value: &Secret<String>) -> Result<()> {
         self.backend.secret_store(key, value)
     }
