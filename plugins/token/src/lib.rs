@@ -16,7 +16,7 @@
 //! a token with an expiry is reused until it expires, anything else is asked for every time.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -118,20 +118,11 @@ fn source_of(c: &Config) -> Source {
     if let Some(v) = &c.env {
         Source::Env(v.clone())
     } else if let Some(f) = &c.file {
-        Source::File(expand_home(f))
+        Source::File(f.clone())
     } else if let Some(cmd) = &c.command {
         Source::Command(cmd.clone())
     } else {
         Source::Store
-    }
-}
-
-fn expand_home(p: &Path) -> PathBuf {
-    match p.strip_prefix("~") {
-        Ok(rest) => std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(rest))
-            .unwrap_or_else(|| p.to_owned()),
-        Err(_) => p.to_owned(),
     }
 }
 
@@ -157,7 +148,7 @@ impl ProviderFactory for TokenFactory {
 
     fn build(&self, req: BuildRequest) -> Result<Box<dyn Provider>> {
         let mut config = parse_config(&req.config)?;
-        // Relative to the configuration file's folder, as the user wrote it there.
+        // `~/` is the home folder; a relative path is in the configuration file's folder.
         config.file = config.file.map(|p| req.services.resolve_path(&p));
         let source = source_of(&config);
         Ok(Box::new(TokenProvider {
