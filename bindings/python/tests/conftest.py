@@ -64,25 +64,5 @@ def home(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     return h
 
 
-DEMO_CONFIG = """
-current_context = "demo"
-
-[contexts.demo]
-
-[[contexts.demo.auth_providers]]
-name = "basic-demo"
-provider = "basic"
-
-[[contexts.demo.auth_providers]]
-name = "token-demo"
-provider = "token"
-
-[[contexts.demo.auth_providers]]
-name = "env-key"
-provider = "token"
-env = "QLAM_TEST_API_KEY"
-header = "X-API-Key"
-scheme = ""
-
-[contexts.other]
-"""
+# The configuration most of the Rust end-to-end tests use too.
+DEMO_CONFIG = (ROOT / "tests" / "it" / "demo-config.toml").read_text()

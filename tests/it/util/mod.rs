@@ -329,35 +329,8 @@ fn to_run(out: std::process::Output) -> Run {
     }
 }
 
-/// The demo configuration used by most CLI tests.
-pub const DEMO_CONFIG: &str = r#"
-# test config
-current_context = "demo"
-
-[contexts.demo]
-
-[[contexts.demo.auth_providers]]
-name = "basic-demo"
-provider = "basic"
-
-[[contexts.demo.auth_providers]]
-name = "token-demo"
-provider = "token"
-
-[[contexts.demo.auth_providers]]
-name = "env-key"
-provider = "token"
-env = "QLAM_TEST_API_KEY"
-header = "X-API-Key"
-scheme = ""
-
-[contexts.other]
-
-[[contexts.other.auth_providers]]
-name = "cmd"
-provider = "token"
-command = ["sh", "-c", "echo '{\"token\": \"from-command\", \"expires_at\": \"2099-01-01T00:00:00Z\"}'"]
-"#;
+/// The demo configuration used by most CLI tests (and by the Python package's tests).
+pub const DEMO_CONFIG: &str = include_str!("../demo-config.toml");
 
 /// Installs a Debian package's tool when missing and we can.
 pub fn require_tool(tool: &str) {
