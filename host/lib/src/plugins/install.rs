@@ -110,8 +110,8 @@ impl AuthClient {
 
         // The configuration decides whether the new file would load: check before touching it.
         let config = self.config();
-        let config_file = config.path.clone();
-        if let Some(p) = config_file.as_ref().filter(|p| p.exists()) {
+        let config_file = config.path.as_deref();
+        if let Some(p) = config_file.filter(|p| p.exists()) {
             if !options.pin && config.trusted_plugins.iter().any(|(f, _)| f == &dest) {
                 return Err(Error::usage(format!(
                     "`{}` is pinned in `{}`; pass --pin to install the new version and update its pin",
@@ -126,15 +126,15 @@ impl AuthClient {
                 )));
             }
         }
-        let needs_config = options.pin || options.isolate;
-        let config_path = match &config_file {
-            Some(p) => p.clone(),
-            None if needs_config => {
+        // The file a pin or an isolation entry is written to (only those need one).
+        let edited_config = match (config_file, options.pin || options.isolate) {
+            (_, false) => None,
+            (Some(p), true) => Some(p),
+            (None, true) => {
                 return Err(Error::config(
                     "cannot find a configuration folder (no home folder) to record the pin or isolation in",
                 ))
             }
-            None => PathBuf::new(),
         };
 
         if !dir.is_dir() {
@@ -190,8 +190,8 @@ impl AuthClient {
         sync_dir(&dir);
 
         let mut pin_updated = None;
-        if options.pin {
-            let updated = config::set_plugin_pin(&config_path, &dest, &sha256).map_err(|e| {
+        if let (true, Some(config_path)) = (options.pin, edited_config) {
+            let updated = config::set_plugin_pin(config_path, &dest, &sha256).map_err(|e| {
                 Error::config(format!(
                     "`{}` is installed but its pin was not recorded: {}; add {{ path = \"{}\", sha256 = \"{sha256}\" }} to trusted_plugins by hand",
                     dest.display(),
@@ -201,8 +201,8 @@ impl AuthClient {
             })?;
             pin_updated = Some(updated);
         }
-        if options.isolate {
-            config::add_isolated_plugin(&config_path, &dest).map_err(|e| {
+        if let (true, Some(config_path)) = (options.isolate, edited_config) {
+            config::add_isolated_plugin(config_path, &dest).map_err(|e| {
                 Error::config(format!(
                     "`{}` is installed but was not listed in isolated_plugins: {}; add \"{}\" to isolated_plugins by hand",
                     dest.display(),
@@ -220,7 +220,7 @@ impl AuthClient {
             replaced,
             pin_updated,
             isolated: options.isolate,
-            config_file: needs_config.then_some(config_path),
+            config_file: edited_config.map(Path::to_owned),
         })
     }
 
