@@ -38,16 +38,18 @@ pub(super) fn install(ctx: &Ctx, file: &Path, pin: bool, isolate: bool) -> Resul
     for line in shadowing(&client, &done.path) {
         eprintln!("note: {line}");
     }
-    let config_file = done.config_file.as_deref().unwrap_or(Path::new(""));
-    if let Some(updated) = done.pin_updated {
-        let verb = if updated { "Updated" } else { "Recorded" };
-        eprintln!("{verb} its pin in {}", config_file.display());
-    }
-    if done.isolated {
-        eprintln!(
-            "Its providers run in a process of their own (isolated_plugins in {})",
-            config_file.display()
-        );
+    // Set whenever a pin or an isolation entry was written.
+    if let Some(config_file) = &done.config_file {
+        if let Some(updated) = done.pin_updated {
+            let verb = if updated { "Updated" } else { "Recorded" };
+            eprintln!("{verb} its pin in {}", config_file.display());
+        }
+        if done.isolated {
+            eprintln!(
+                "Its providers run in a process of their own (isolated_plugins in {})",
+                config_file.display()
+            );
+        }
     }
     Ok(Exit::Ok)
 }
