@@ -434,6 +434,17 @@ fn a_refresh_asks_for_no_more_than_was_granted() {
         .find(|l| l.starts_with("  scopes: "))
         .unwrap_or_else(|| panic!("{}", r.stdout));
     assert!(line.contains("api") && !line.contains("phone"), "{line}");
+    // And `auth credential` shows them beside the tokens.
+    let r = home.run(&["auth", "credential", "sso"]);
+    r.ok();
+    let granted = &r.json()["scopes"];
+    assert!(
+        granted
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("api")) && !a.contains(&json!("phone"))),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

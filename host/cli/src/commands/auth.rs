@@ -231,8 +231,28 @@ pub(crate) fn auth(ctx: &Ctx, cmd: &AuthCommand) -> Result<Exit, Error> {
             show_secrets,
         } => {
             let c = client.get_credential(provider)?;
-            print_json(&c.map(|c| c.to_json(*show_secrets)).unwrap_or(Value::Null));
+            let mut json = c.map(|c| c.to_json(*show_secrets)).unwrap_or(Value::Null);
+            with_granted_scopes(&client, provider, &mut json);
+            print_json(&json);
             Ok(Exit::Ok)
+        }
+    }
+}
+
+/// An OAuth credential is shown with the scopes the server granted (its auth context's
+/// `scopes`), which may be fewer than the configuration asks for. The credential model has no
+/// field for them (it is the Python library's, and vendors build it); the provider's auth
+/// context has them, so they are added here. Best effort: without them the model is shown.
+fn with_granted_scopes(client: &AuthClient, provider: &str, json: &mut Value) {
+    let Some(obj) = json.as_object_mut() else {
+        return;
+    };
+    if obj.get("kind").and_then(Value::as_str) != Some("oauth") || obj.contains_key("scopes") {
+        return;
+    }
+    if let Ok(context) = client.auth_context(provider) {
+        if let Some(scopes) = context.get("scopes").filter(|s| s.is_array()) {
+            obj.insert("scopes".into(), scopes.clone());
         }
     }
 }
