@@ -59,6 +59,15 @@ pub(crate) fn at_exit(handler: extern "C" fn()) {
     }
 }
 
+/// Registers `handler` to run in the child after every `fork()` (before `fork` returns
+/// there). It may only do async-signal-safe work: an atomic store, say.
+pub(crate) fn after_fork_in_child(handler: unsafe extern "C" fn()) {
+    // SAFETY: registering a function with no preconditions; it runs in forked children.
+    unsafe {
+        libc::pthread_atfork(None, None, Some(handler));
+    }
+}
+
 /// Writes `message` to stderr and ends the process with `code`, running no more exit
 /// handlers: what an exit handler may still do.
 pub(crate) fn say_and_exit_now(message: &str, code: i32) -> ! {

@@ -2,7 +2,17 @@
 the native qlam host, sharing its configuration, credential store and refresh coordination
 with the ``qlam`` command and every other program that uses it."""
 
-from ._native import API_VERSION
+import os as _os
+
+from ._native import API_VERSION, HostServices, after_fork_in_child as _after_fork_in_child
+from .base import (
+    BaseAuthProvider,
+    HTTPHeadersMixin,
+    LoginLogoutMixin,
+    RefreshCredentialsMixin,
+    TokenMixin,
+    supports_refresh_credentials,
+)
 from .client import AuthClient
 from .errors import (
     AuthenticationError,
@@ -18,11 +28,28 @@ from .errors import (
     UnknownProviderError,
     UnsupportedOperationError,
 )
+from .interaction import Interaction
 from .models import BasicCredential, CredentialBase, OAuthCredential, VendorCredential
+from .registry import AuthRegistry, auth_registry
+
+# A client used before os.fork() builds a new host in the child at its first call (the
+# parent's threads, locks and isolated children are not the child's).
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
 
 __all__ = [
     "API_VERSION",
     "AuthClient",
+    "AuthRegistry",
+    "BaseAuthProvider",
+    "HTTPHeadersMixin",
+    "HostServices",
+    "Interaction",
+    "LoginLogoutMixin",
+    "RefreshCredentialsMixin",
+    "TokenMixin",
+    "auth_registry",
+    "supports_refresh_credentials",
     "AuthenticationError",
     "BasicCredential",
     "ConfigurationError",

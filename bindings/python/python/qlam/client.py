@@ -14,7 +14,9 @@ import shutil
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from . import _native
+from .interaction import Interaction
 from .models import CredentialBase, credential_from_native
+from .registry import auth_registry
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -46,7 +48,11 @@ class AuthClient:
     ``AuthClient()`` reads qlam's own configuration (``$QLAM_CONFIG``, else
     ``~/.config/qlam/config.toml``); ``config_path`` and ``context`` choose others, and
     ``ctx`` may be the reference's application context or a config file path. Prompts,
-    device codes and browser logins use the terminal unless ``interactive=False``.
+    device codes and browser logins use the terminal, or ``interaction`` (see
+    :class:`qlam.Interaction`); ``interactive=False`` refuses every step that needs a person.
+
+    The provider types are the plugin libraries' and those registered in
+    :data:`qlam.auth_registry` when the client is made (its entry points included).
     """
 
     def __init__(
@@ -58,6 +64,7 @@ class AuthClient:
         plugin_dirs: Sequence[PathLike] = (),
         interactive: bool = True,
         no_browser: bool = False,
+        interaction: Optional[Interaction] = None,
     ) -> None:
         ctx_path, ctx_context = _config_from_ctx(ctx)
         path = os.fspath(config_path) if config_path is not None else ctx_path
@@ -68,6 +75,8 @@ class AuthClient:
             interactive=interactive,
             no_browser=no_browser,
             qlam_executable=_qlam_executable(),
+            interaction=interaction,
+            factories=auth_registry._for_native(),
         )
 
     def __enter__(self) -> "AuthClient":

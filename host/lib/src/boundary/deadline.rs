@@ -8,6 +8,7 @@
 //! (Running the provider in a child process, which can be killed, is the complete answer.)
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -18,8 +19,30 @@ use std::time::{Duration, Instant};
 type Job = Box<dyn FnOnce() -> Deliver + Send>;
 type Deliver = Box<dyn FnOnce() + Send>;
 
-/// Idle workers, each waiting on its own channel.
-static IDLE: Mutex<Vec<Sender<Job>>> = Mutex::new(Vec::new());
+/// Idle workers, each waiting on its own channel, with the fork generation they were
+/// started in.
+static IDLE: Mutex<Vec<(u64, Sender<Job>)>> = Mutex::new(Vec::new());
+
+/// How many `fork()`s this process is from the one that started the pool. A forked child
+/// has none of its parent's threads, but the list of idle workers is copied into it: a job
+/// sent to one would never run (each call would wait for its whole deadline). So a worker
+/// of an earlier generation is never given work; the Python package, whose programs fork
+/// (multiprocessing, gunicorn), depends on this.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+#[cfg(unix)]
+extern "C" fn forked() {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+fn generation() -> u64 {
+    #[cfg(unix)]
+    {
+        static WATCH: std::sync::Once = std::sync::Once::new();
+        WATCH.call_once(|| crate::sys::after_fork_in_child(forked));
+    }
+    GENERATION.load(Ordering::Relaxed)
+}
 
 /// More idle workers than this end instead of waiting: calls are rarely concurrent.
 const MAX_IDLE: usize = 8;
@@ -87,20 +110,26 @@ pub(crate) fn run<T: Send + 'static>(
 }
 
 fn dispatch(mut job: Job) {
+    let now = generation();
     loop {
-        let idle = IDLE.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let idle = {
+            let mut idle = IDLE.lock().unwrap_or_else(|p| p.into_inner());
+            // Workers listed before a fork are not in this process.
+            idle.retain(|(born, _)| *born == now);
+            idle.pop()
+        };
         match idle {
-            Some(worker) => match worker.send(job) {
+            Some((_, worker)) => match worker.send(job) {
                 Ok(()) => return,
                 // That worker has ended; try the next one.
                 Err(mpsc::SendError(j)) => job = j,
             },
-            None => return spawn_worker(job),
+            None => return spawn_worker(job, now),
         }
     }
 }
 
-fn spawn_worker(first: Job) {
+fn spawn_worker(first: Job, born: u64) {
     let (tx, rx) = mpsc::channel::<Job>();
     let spawned = std::thread::Builder::new()
         .name("qlam-provider-call".into())
@@ -113,7 +142,7 @@ fn spawn_worker(first: Job) {
                     let mut idle = IDLE.lock().unwrap_or_else(|p| p.into_inner());
                     let room = idle.len() < MAX_IDLE;
                     if room {
-                        idle.push(tx.clone());
+                        idle.push((born, tx.clone()));
                     }
                     room
                 };
