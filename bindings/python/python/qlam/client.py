@@ -9,6 +9,7 @@ state is qlam's: the same configuration, credential store, locks and cached answ
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -25,7 +26,19 @@ def _qlam_executable() -> Optional[str]:
     """The ``qlam`` command whose bundled providers (beside it) this client also loads:
     ``$QLAM_EXE``, else ``qlam`` on ``PATH``."""
     exe = os.environ.get("QLAM_EXE") or shutil.which("qlam")
-    return os.path.abspath(exe) if exe else None
+    if not exe:
+        global _said_no_qlam
+        if not _said_no_qlam:
+            _said_no_qlam = True
+            logging.getLogger("qlam").warning(
+                "the qlam command was not found ($QLAM_EXE, PATH): the providers bundled with it "
+                "(token, basic, oauth) are not available; install qlam or set QLAM_EXE"
+            )
+        return None
+    return os.path.abspath(exe)
+
+
+_said_no_qlam = False
 
 
 def _config_from_ctx(ctx: Any) -> tuple[Optional[str], Optional[str]]:
