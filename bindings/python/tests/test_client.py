@@ -127,3 +127,58 @@ def test_many_threads_share_one_client(home, monkeypatch):
 
 def test_the_package_says_its_plugin_api():
     assert qlam.API_VERSION.startswith("0.")
+
+
+def test_a_slow_native_call_does_not_hold_the_gil(home):
+    # A token provider whose command takes a second (as a network call would).
+    home.write_config(
+        DEMO_CONFIG
+        + '\n[contexts.slow]\n[[contexts.slow.auth_providers]]\nname = "slow"\nprovider = "token"\n'
+        + 'command = ["sh", "-c", "sleep 1; echo slow-token"]\n'
+    )
+    client = AuthClient(context="slow", interactive=False)
+    done = threading.Event()
+    answer = []
+
+    def call():
+        answer.append(client.token("slow"))
+        done.set()
+
+    t = threading.Thread(target=call)
+    t.start()
+    spins = 0
+    while not done.is_set():
+        spins += 1  # Python bytecode: runs only while the caller has released the GIL
+    t.join()
+    assert answer == ["slow-token"]
+    # Holding the GIL, the call would leave this loop a few hundred turns (one per switch
+    # interval) in that second; released, it runs freely.
+    assert spins > 100_000, spins
+
+
+def test_the_reference_usage_example_with_an_application_context(home):
+    """The auth library's module example, ported: an application context whose ``config``
+    says which file and which context."""
+    from types import SimpleNamespace
+
+    from qlam import Interaction
+
+    class Answer(Interaction):
+        def prompt_secret(self, provider, prompt):
+            return CANARY
+
+    config = home.write_config(DEMO_CONFIG.replace('current_context = "demo"', 'current_context = "other"'))
+    # Not the file's current context: the application context chooses.
+    ctx = SimpleNamespace(config=SimpleNamespace(path=config, current_context=SimpleNamespace(name="demo")))
+    with AuthClient(ctx, interaction=Answer()) as client:
+        # Login to a specific provider
+        assert client.login(provider="token-demo") == {"token-demo": True}
+        # Check authentication status
+        providers = client.list_providers()
+        assert {p["name"]: p["status"] for p in providers}["token-demo"] == "authenticated"
+        # Logout
+        assert client.logout(provider="token-demo") == {"token-demo": True}
+        assert client.is_authenticated("token-demo") is False
+        # A provider without login: a ValueError, as the reference says.
+        with pytest.raises(ValueError):
+            client.login(provider="env-key")
