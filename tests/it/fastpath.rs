@@ -1,6 +1,7 @@
 //! The `auth token` / `auth headers` fast path: an answer still valid is served from
 //! configuration and store alone — no plugin library is opened — and stale or reconfigured
-//! answers are never served.
+//! answers are never served. The fast path is the front's (`qlam`): it answers alone, links
+//! no plugin loader, and hands every other command to `qlam-cli` unchanged.
 
 use crate::util::{run, Home};
 
@@ -138,4 +139,60 @@ fn the_fast_path_answers_like_the_normal_path() {
         .qlam()
         .args(["auth", "token", "cmd", "--format", "yaml"]))
     .code(2);
+}
+
+#[test]
+fn the_front_answers_alone_and_hands_everything_else_to_the_full_command() {
+    let (home, counter) = setup();
+    assert_eq!(token(&home, &counter), "t1");
+    // The front alone in a folder: a cached answer needs nothing else...
+    let lonely = home.path().join("lonely");
+    std::fs::create_dir_all(&lonely).unwrap();
+    let front = format!("qlam{}", std::env::consts::EXE_SUFFIX);
+    std::fs::copy(
+        crate::util::artifacts().bin_dir.join(&front),
+        lonely.join(&front),
+    )
+    .unwrap();
+    let r = run(home
+        .qlam_in(&lonely)
+        .env("QLAM_TEST_COUNTER", &counter)
+        .args(["auth", "token", "cmd"]));
+    r.ok();
+    assert_eq!(r.stdout, "t1\n");
+    // ... anything else is the full command's, and without it the front says what is missing.
+    let r = run(home.qlam_in(&lonely).args(["auth", "status"]));
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains("qlam-cli") && r.stderr.contains("installation is incomplete"),
+        "{}",
+        r.stderr
+    );
+    // Beside it, the same command runs (the control), with its exit codes: 2 for usage.
+    home.run(&["auth", "status"]).ok();
+    let r = home.run(&["auth", "no-such-command"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+}
+
+#[test]
+fn the_front_links_no_plugin_loader() {
+    use object::{Object, ObjectSymbol};
+    let dir = &crate::util::artifacts().bin_dir;
+    let imports = |name: &str| -> Vec<String> {
+        let bytes =
+            std::fs::read(dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))).unwrap();
+        let file = object::File::parse(&*bytes).unwrap();
+        file.dynamic_symbols()
+            .filter(|s| s.is_undefined())
+            .filter_map(|s| s.name().ok().map(str::to_owned))
+            .collect()
+    };
+    let opens_libraries = |syms: &[String]| syms.iter().any(|s| s == "dlopen");
+    // The control: the full command loads plugins, so it imports dlopen.
+    assert!(opens_libraries(&imports("qlam-cli")));
+    assert!(
+        !opens_libraries(&imports("qlam")),
+        "the front must not link the plugin loader: {:?}",
+        imports("qlam")
+    );
 }

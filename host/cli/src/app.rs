@@ -13,10 +13,10 @@ use crate::args::{Cli, Command, OutputFormat};
 use crate::exit::Exit;
 
 use crate::commands;
-use crate::fast_path::{fast_path, help_fast_path};
 use crate::logging::init_logging;
 use crate::render::print_json;
 
+/// Runs the command in this process's arguments (the `qlam` front handed it over).
 pub fn main() -> i32 {
     // An isolated provider's process (`isolation = "process"`): the parent speaks to it over
     // stdin and stdout, so nothing else of the CLI runs.
@@ -25,9 +25,6 @@ pub fn main() -> i32 {
         .is_some_and(|a| a == qlam_host::CHILD_SUBCOMMAND)
     {
         return qlam_host::serve_isolated_plugin();
-    }
-    if let Some(code) = help_fast_path().or_else(fast_path) {
-        return code;
     }
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // Docker runs credential helpers as `docker-credential-NAME ACTION`: a link named

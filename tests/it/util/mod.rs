@@ -116,9 +116,12 @@ pub fn artifacts() -> &'static Artifacts {
         for d in [&bin_dir, &bare_dir, &fixtures_dir] {
             std::fs::create_dir_all(d).unwrap();
         }
-        let exe = format!("qlam{}", std::env::consts::EXE_SUFFIX);
-        link_or_copy(&built.join(&exe), &bin_dir.join(&exe));
-        link_or_copy(&built.join(&exe), &bare_dir.join(&exe));
+        // The front `qlam` and the full command `qlam-cli` it hands over to, side by side.
+        for name in ["qlam", "qlam-cli"] {
+            let exe = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+            link_or_copy(&built.join(&exe), &bin_dir.join(&exe));
+            link_or_copy(&built.join(&exe), &bare_dir.join(&exe));
+        }
         for p in [
             "qlam-provider-token",
             "qlam-provider-basic",
@@ -264,7 +267,8 @@ impl Home {
         self.qlam_in(&artifacts().bare_dir)
     }
 
-    fn qlam_in(&self, dir: &Path) -> Command {
+    /// `qlam` from `dir`, with this home.
+    pub fn qlam_in(&self, dir: &Path) -> Command {
         let mut c = Command::new(dir.join(format!("qlam{}", std::env::consts::EXE_SUFFIX)));
         for v in [
             "QLAM_CONFIG",

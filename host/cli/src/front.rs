@@ -1,6 +1,11 @@
-//! Before clap: `qlam --help`/`-h` from stored text, and `qlam auth token|headers NAME` with
-//! an answer still valid, served from configuration and store alone (bench/README.md has the
-//! numbers that justify each).
+//! `qlam`, the front: `qlam --help`/`-h` from stored text, and `qlam auth token|headers NAME`
+//! with an answer still valid, served from configuration and store alone; every other
+//! command is handed to `qlam-cli` (bench/README.md has the numbers that justify each).
+//!
+//! What the front links is what these need: the configuration, the answer files, the output
+//! of tokens and headers. Not clap, not the plugin loader, not the keyring: a process start is
+//! most of what a cached token costs, and the dynamic loader's relocation of a large
+//! executable was most of that.
 
 use std::io::Write;
 
@@ -14,7 +19,7 @@ use crate::render::{print_headers, print_token};
 /// stored in the source (a test keeps the copies equal to clap's output): building clap's
 /// command tree and rendering is most of such a run. Not taken for a terminal (colours, its
 /// width) or when `COLUMNS` or `CLICOLOR_FORCE` would change the output.
-pub(crate) fn help_fast_path() -> Option<i32> {
+fn help_fast_path() -> Option<i32> {
     use std::io::IsTerminal;
     let mut args = std::env::args_os().skip(1);
     let text = match args.next()?.to_str()? {
@@ -37,6 +42,59 @@ pub(crate) fn help_fast_path() -> Option<i32> {
 const HELP_LONG: &str = include_str!("help-long.txt");
 /// What `qlam -h` prints to a pipe.
 const HELP_SHORT: &str = include_str!("help-short.txt");
+
+/// The front's whole work: the help text, a still-valid answer, or the full command.
+pub fn main() -> i32 {
+    if let Some(code) = help_fast_path().or_else(fast_path) {
+        return code;
+    }
+    hand_over()
+}
+
+/// The full command's executable: `qlam-cli` beside this one (links resolved, so a `qlam`
+/// linked into `PATH`, or named `docker-credential-qlam`, finds it).
+fn full_command() -> std::io::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().unwrap_or(std::path::Path::new("."));
+    Ok(dir.join(format!("qlam-cli{}", std::env::consts::EXE_SUFFIX)))
+}
+
+/// Runs the full command with this one's arguments, `argv[0]` included (it tells a
+/// `docker-credential-qlam` link apart), and returns its exit code. On Unix it replaces this
+/// process (no second process: same pid, same descriptors, signals reach it directly).
+fn hand_over() -> i32 {
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| "qlam".into());
+    let full = match full_command() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot find where qlam is installed: {e}");
+            return 1;
+        }
+    };
+    let mut command = std::process::Command::new(&full);
+    command.args(args);
+    let failure = {
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            command.arg0(&arg0).exec()
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &arg0;
+            match command.status() {
+                Ok(status) => return status.code().unwrap_or(1),
+                Err(e) => e,
+            }
+        }
+    };
+    eprintln!(
+        "error: cannot run `{}`, which carries out this command: {failure}; qlam's installation is incomplete (install `qlam` and `qlam-cli` together, in one folder)",
+        full.display()
+    );
+    1
+}
 
 /// A line the fast path serves. The grammar, and nothing else:
 ///
@@ -134,7 +192,7 @@ pub(crate) fn parse(args: &[String]) -> Option<FastLine> {
 /// command tree is a third of the work of such a run), from configuration and store alone.
 /// Anything else, or any doubt, returns `None` and the normal path runs (and reports errors
 /// properly).
-pub(crate) fn fast_path() -> Option<i32> {
+fn fast_path() -> Option<i32> {
     if std::env::var_os("QLAM_LOG").is_some() {
         return None;
     }
