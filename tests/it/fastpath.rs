@@ -142,7 +142,7 @@ fn the_fast_path_answers_like_the_normal_path() {
 }
 
 #[test]
-fn the_front_answers_alone_and_hands_everything_else_to_the_full_command() {
+fn the_front_answers_alone_and_hands_everything_else_to_the_commands() {
     let (home, counter) = setup();
     assert_eq!(token(&home, &counter), "t1");
     // The front alone in a folder: a cached answer needs nothing else...
@@ -160,11 +160,11 @@ fn the_front_answers_alone_and_hands_everything_else_to_the_full_command() {
         .args(["auth", "token", "cmd"]));
     r.ok();
     assert_eq!(r.stdout, "t1\n");
-    // ... anything else is the full command's, and without it the front says what is missing.
+    // ... anything else is the commands library's, and without it the front says so.
     let r = run(home.qlam_in(&lonely).args(["auth", "status"]));
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(
-        r.stderr.contains("qlam-cli") && r.stderr.contains("installation is incomplete"),
+        r.stderr.contains("libqlam_commands.so") && r.stderr.contains("installation is incomplete"),
         "{}",
         r.stderr
     );
@@ -172,27 +172,39 @@ fn the_front_answers_alone_and_hands_everything_else_to_the_full_command() {
     home.run(&["auth", "status"]).ok();
     let r = home.run(&["auth", "no-such-command"]);
     assert_eq!(r.code, Some(2), "{r:?}");
+    // The commands library is no plugin: `plugins list` does not show it.
+    let r = home.run(&["plugins", "list"]);
+    r.ok();
+    assert!(
+        !r.stdout.contains("qlam_commands") && !r.stderr.contains("qlam_commands"),
+        "{r:?}"
+    );
 }
 
+/// The front links what a cached answer needs and nothing of the rest: no clap, no plugin
+/// loader, no keyring (symbol names of those crates, read from the files).
 #[test]
-fn the_front_links_no_plugin_loader() {
-    use object::{Object, ObjectSymbol};
+fn the_front_links_neither_clap_nor_the_plugin_loader() {
+    use object::{Object, ObjectSymbol, SymbolKind};
     let dir = &crate::util::artifacts().bin_dir;
-    let imports = |name: &str| -> Vec<String> {
-        let bytes =
-            std::fs::read(dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))).unwrap();
+    let crates_in = |file: &str| -> Vec<&'static str> {
+        let bytes = std::fs::read(dir.join(file)).unwrap();
         let file = object::File::parse(&*bytes).unwrap();
-        file.dynamic_symbols()
-            .filter(|s| s.is_undefined())
+        // Functions and data; not the names of the object files a linker looked into.
+        let names: Vec<String> = file
+            .symbols()
+            .filter(|s| matches!(s.kind(), SymbolKind::Text | SymbolKind::Data))
             .filter_map(|s| s.name().ok().map(str::to_owned))
+            .collect();
+        ["clap_builder", "libloading", "keyring"]
+            .into_iter()
+            .filter(|c| names.iter().any(|n| n.contains(c)))
             .collect()
     };
-    let opens_libraries = |syms: &[String]| syms.iter().any(|s| s == "dlopen");
-    // The control: the full command loads plugins, so it imports dlopen.
-    assert!(opens_libraries(&imports("qlam-cli")));
-    assert!(
-        !opens_libraries(&imports("qlam")),
-        "the front must not link the plugin loader: {:?}",
-        imports("qlam")
+    // The control: the commands library has all three.
+    assert_eq!(
+        crates_in(&crate::util::lib_name("qlam-commands")),
+        ["clap_builder", "libloading", "keyring"]
     );
+    assert_eq!(crates_in("qlam"), Vec::<&str>::new());
 }

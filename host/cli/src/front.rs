@@ -1,6 +1,6 @@
 //! `qlam`, the front: `qlam --help`/`-h` from stored text, and `qlam auth token|headers NAME`
 //! with an answer still valid, served from configuration and store alone; every other
-//! command is handed to `qlam-cli` (bench/README.md has the numbers that justify each).
+//! command is the commands library's (bench/README.md has the numbers that justify each).
 //!
 //! What the front links is what these need: the configuration, the answer files, the output
 //! of tokens and headers. Not clap, not the plugin loader, not the keyring: a process start is
@@ -51,50 +51,81 @@ pub fn main() -> i32 {
     hand_over()
 }
 
-/// The full command's executable: `qlam-cli` beside this one (links resolved, so a `qlam`
-/// linked into `PATH`, or named `docker-credential-qlam`, finds it).
-fn full_command() -> std::io::Result<std::path::PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().unwrap_or(std::path::Path::new("."));
-    Ok(dir.join(format!("qlam-cli{}", std::env::consts::EXE_SUFFIX)))
+/// Every other command. On Linux, from the commands library beside this executable
+/// (`libqlam_commands.so`), loaded into this process: a process start and a relocation of
+/// the whole program, which the front was made to avoid, are paid only here (bench/README.md
+/// compares this with starting a second executable: 0.6 ms more). Elsewhere the commands are
+/// linked into the front.
+#[cfg(target_os = "linux")]
+fn hand_over() -> i32 {
+    match commands_library() {
+        Ok(run) => run(),
+        Err(why) => {
+            eprintln!(
+                "error: {why}; qlam's installation is incomplete (`qlam` and `libqlam_commands.so` belong in one folder)"
+            );
+            1
+        }
+    }
 }
 
-/// Runs the full command with this one's arguments, `argv[0]` included (it tells a
-/// `docker-credential-qlam` link apart), and returns its exit code. On Unix it replaces this
-/// process (no second process: same pid, same descriptors, signals reach it directly).
+#[cfg(not(target_os = "linux"))]
 fn hand_over() -> i32 {
-    let mut args = std::env::args_os();
-    let arg0 = args.next().unwrap_or_else(|| "qlam".into());
-    let full = match full_command() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: cannot find where qlam is installed: {e}");
-            return 1;
-        }
-    };
-    let mut command = std::process::Command::new(&full);
-    command.args(args);
-    let failure = {
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::CommandExt;
-            command.arg0(&arg0).exec()
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = &arg0;
-            match command.status() {
-                Ok(status) => return status.code().unwrap_or(1),
-                Err(e) => e,
-            }
-        }
-    };
-    eprintln!(
-        "error: cannot run `{}`, which carries out this command: {failure}; qlam's installation is incomplete (install `qlam` and `qlam-cli` together, in one folder)",
-        full.display()
-    );
-    1
+    crate::run()
 }
+
+/// `qlam_commands_main` of the commands library beside this executable (links resolved, so a
+/// `qlam` linked into `PATH`, or named `docker-credential-qlam`, finds it).
+#[cfg(target_os = "linux")]
+fn commands_library() -> Result<extern "C" fn() -> std::ffi::c_int, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find where qlam is installed: {e}"))?;
+    let path = exe
+        .parent()
+        .unwrap_or(std::path::Path::new("/"))
+        .join(COMMANDS_LIBRARY);
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| format!("`{}` has a NUL byte", path.display()))?;
+    let loader_error = || {
+        // SAFETY: dlerror returns a thread-local C string or null.
+        let e = unsafe { libc::dlerror() };
+        if e.is_null() {
+            "unknown error".to_owned()
+        } else {
+            // SAFETY: non-null: a valid C string until the next dl* call on this thread.
+            unsafe { std::ffi::CStr::from_ptr(e) }
+                .to_string_lossy()
+                .into_owned()
+        }
+    };
+    // SAFETY: a valid C path; the library is qlam's own, installed beside this executable
+    // (whoever can replace it can replace this executable too). It stays loaded.
+    let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    if handle.is_null() {
+        return Err(format!(
+            "cannot load `{}`: {}",
+            path.display(),
+            loader_error()
+        ));
+    }
+    // SAFETY: a handle dlopen returned and a valid C symbol name.
+    let symbol = unsafe { libc::dlsym(handle, c"qlam_commands_main".as_ptr()) };
+    if symbol.is_null() {
+        return Err(format!(
+            "`{}` is not qlam's commands library",
+            path.display()
+        ));
+    }
+    // SAFETY: host/commands defines `qlam_commands_main` as `extern "C" fn() -> c_int`.
+    Ok(unsafe {
+        std::mem::transmute::<*mut std::ffi::c_void, extern "C" fn() -> std::ffi::c_int>(symbol)
+    })
+}
+
+/// The commands library's file name (host/commands builds it).
+#[cfg(target_os = "linux")]
+const COMMANDS_LIBRARY: &str = "libqlam_commands.so";
 
 /// A line the fast path serves. The grammar, and nothing else:
 ///

@@ -1,11 +1,12 @@
-//! The `qlam` command as a library for its two executables:
+//! The `qlam` command:
 //!
-//! - `qlam` ([`front`]): what users, scripts, kubectl, git, docker and cargo run. It answers
-//!   `--help` and a still-valid `auth token`/`auth headers` itself, from configuration and
-//!   store alone, and hands every other command to `qlam-cli` (the same arguments, the same
-//!   process on Unix). It links only what those answers need, so it starts about as fast as
-//!   a process can (bench/README.md).
-//! - `qlam-cli` ([`run`]): every command (clap, plugins, the store, the helpers).
+//! - [`front`]: what users, scripts, kubectl, git, docker and cargo run (the `qlam`
+//!   executable). It answers `--help` and a still-valid `auth token`/`auth headers` itself,
+//!   from configuration and store alone, and links only what those need (not clap, not the
+//!   plugin loader, not the keyring), so it starts about as fast as a process can.
+//! - [`run`]: every command (clap, plugins, the store, the helpers). On Linux it lives in the
+//!   commands library (host/commands, `libqlam_commands.so`) that the front loads when it
+//!   does not answer itself; elsewhere it is linked into the front.
 
 /// `println!` for command results: a closed stdout (`qlam … | head`) is not an error worth a
 /// panic; the command's exit code still says how it went.
@@ -25,4 +26,5 @@ mod logging;
 pub mod process;
 mod render;
 
+/// Runs the command in this process's arguments and returns its exit code.
 pub use app::main as run;

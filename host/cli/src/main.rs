@@ -1,5 +1,5 @@
 //! `qlam`: the front. A still-valid answer or the help text at once; anything else is the
-//! full command's (`qlam-cli`, beside this executable). See the library's documentation.
+//! commands library's. See the library's documentation.
 #![cfg_attr(target_os = "linux", no_main)]
 
 #[cfg(target_os = "linux")]

@@ -81,6 +81,8 @@ pub fn artifacts() -> &'static Artifacts {
                 "-p",
                 "qlam",
                 "-p",
+                "qlam-commands",
+                "-p",
                 "qlam-provider-token",
                 "-p",
                 "qlam-provider-basic",
@@ -116,11 +118,15 @@ pub fn artifacts() -> &'static Artifacts {
         for d in [&bin_dir, &bare_dir, &fixtures_dir] {
             std::fs::create_dir_all(d).unwrap();
         }
-        // The front `qlam` and the full command `qlam-cli` it hands over to, side by side.
-        for name in ["qlam", "qlam-cli"] {
-            let exe = format!("{name}{}", std::env::consts::EXE_SUFFIX);
-            link_or_copy(&built.join(&exe), &bin_dir.join(&exe));
-            link_or_copy(&built.join(&exe), &bare_dir.join(&exe));
+        // The front `qlam` and, where it loads them (Linux), the commands beside it.
+        let exe = format!("qlam{}", std::env::consts::EXE_SUFFIX);
+        let mut pieces = vec![exe];
+        if cfg!(target_os = "linux") {
+            pieces.push(lib_name("qlam-commands"));
+        }
+        for piece in pieces {
+            link_or_copy(&built.join(&piece), &bin_dir.join(&piece));
+            link_or_copy(&built.join(&piece), &bare_dir.join(&piece));
         }
         for p in [
             "qlam-provider-token",

@@ -249,17 +249,12 @@ impl Config {
     }
 }
 
-/// The `qlam` executable for isolated providers: this program if it is `qlam` or the full
-/// command `qlam-cli` (which `qlam` hands such a child to anyway), else `qlam` beside it,
-/// else on `PATH`.
+/// The `qlam` executable for isolated providers: this program if it is `qlam`, else `qlam`
+/// beside it, else on `PATH`.
 pub(super) fn find_qlam_executable() -> Option<PathBuf> {
-    let suffix = std::env::consts::EXE_SUFFIX;
-    let name = format!("qlam{suffix}");
+    let name = format!("qlam{}", std::env::consts::EXE_SUFFIX);
     let exe = std::env::current_exe().ok()?;
-    if exe
-        .file_name()
-        .is_some_and(|n| n == name.as_str() || n == format!("qlam-cli{suffix}").as_str())
-    {
+    if exe.file_name().is_some_and(|n| n == name.as_str()) {
         return Some(exe);
     }
     let beside = exe.parent()?.join(&name);

@@ -39,6 +39,10 @@ use crate::error::{Error, Result};
 use crate::paths;
 use crate::plugins::index::{IndexedOutcome, IndexedType, PluginIndex, Stamp};
 
+/// The file name of the `qlam` command's commands library (host/commands; the front,
+/// host/cli/src/front.rs, loads it on Linux).
+const COMMANDS_LIBRARY: &str = "libqlam_commands.so";
+
 /// Where a provider type came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -430,12 +434,15 @@ impl Registry {
         })
     }
 
-    /// Lists the library files of a folder: the platform's extension, regular files, sorted.
+    /// Lists the library files of a folder: the platform's extension, regular files, sorted;
+    /// not the `qlam` command's own commands library, which sits beside it like the bundled
+    /// plugins but is no plugin (opening it would load the whole command a second time).
     pub(crate) fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == paths::LIBRARY_EXTENSION))
+            .filter(|p| p.file_name().is_none_or(|n| n != COMMANDS_LIBRARY))
             .collect();
         files.sort();
         Ok(files)
