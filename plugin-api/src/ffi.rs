@@ -234,6 +234,17 @@ pub struct FfiLogSink {
 /// host's, so a new field would lock out every plugin built before it.
 pub const LOG_SINK_SYMBOL: &str = "qlam_plugin_set_log_sink_v1";
 
+/// The optional function a plugin library exports with the interface fingerprint it was
+/// built with (`extern "C" fn() -> *const c_char`, a NUL-terminated hex string; since
+/// qlam-plugin-api 0.1.2): a hash of the qlam-plugin-api source it was compiled from. A host
+/// checks the interface layout of the first library with a fingerprint in full and takes the
+/// result for every other library with the same one (cold discovery of many plugins is
+/// otherwise mostly layout checking). Libraries without it are always checked in full.
+pub const INTERFACE_SYMBOL: &str = "qlam_plugin_interface_v1";
+
+/// This crate's interface fingerprint (see [`INTERFACE_SYMBOL`]).
+pub const INTERFACE_FINGERPRINT: &str = env!("QLAM_PLUGIN_INTERFACE");
+
 impl RootModule for PluginModRef {
     declare_root_module_statics! {PluginModRef}
     const BASE_NAME: &'static str = "qlam_plugin";
@@ -248,6 +259,10 @@ pub mod __private {
     pub use abi_stable::library::{
         __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
     };
+
+    /// [`INTERFACE_FINGERPRINT`](super::INTERFACE_FINGERPRINT) as a C string, for
+    /// `export_providers!`.
+    pub const INTERFACE_C: &str = concat!(env!("QLAM_PLUGIN_INTERFACE"), "\0");
 
     /// The symbol a library's root module loader is exported as
     /// (`abi_stable::library::ROOT_MODULE_LOADER_NAME`; a test keeps the two equal).

@@ -304,9 +304,10 @@
 //! release on either side.
 //!
 //! - A patch release (0.1.x) adds only what an older plugin or host can do without: optional
-//!   exported symbols (the log sink, `qlam_plugin_set_log_sink_v1`, since 0.1.1; a host finds
-//!   them on the loaded library and skips them when absent), optional JSON members, new codes
-//!   in fields that are plain integers.
+//!   exported symbols (the log sink, `qlam_plugin_set_log_sink_v1`, since 0.1.1; the
+//!   interface fingerprint, [`ffi::INTERFACE_SYMBOL`], since 0.1.2; a host finds them on the
+//!   loaded library and skips them when absent), optional JSON members, new codes in fields
+//!   that are plain integers.
 //! - It never adds a field to the root module or a method to the trait objects: abi_stable
 //!   refuses a library whose interface has *fewer* fields than the host's, so that would lock
 //!   out every plugin already built. Changing or removing anything is a break and a new

@@ -39,6 +39,13 @@ macro_rules! export_providers {
             let _ = ::std::panic::catch_unwind(move || $crate::ffi::__private::set_log_sink(sink));
         }
 
+        /// The interface fingerprint it was built with (`qlam_plugin_api::ffi::INTERFACE_SYMBOL`).
+        #[doc(hidden)]
+        #[no_mangle]
+        pub extern "C" fn qlam_plugin_interface_v1() -> *const ::std::ffi::c_char {
+            $crate::ffi::__private::INTERFACE_C.as_ptr().cast()
+        }
+
         #[doc(hidden)]
         fn __qlam_root_module() -> $crate::ffi::PluginModRef {
             fn make() -> ::std::vec::Vec<::std::boxed::Box<dyn $crate::ProviderFactory>> {

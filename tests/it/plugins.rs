@@ -667,3 +667,53 @@ fn run_env(home: &Home, args: &[&str], env: &[(&str, &str)]) -> crate::util::Run
     }
     crate::util::run(&mut cmd)
 }
+
+/// The layout check is shared between libraries built from the same qlam-plugin-api source
+/// (the interface fingerprint `export_providers!` exports): the first is checked in full, the
+/// others take its result. A library with another interface is still checked, and refused,
+/// after good ones were loaded.
+#[test]
+fn a_changed_layout_is_refused_after_libraries_whose_check_was_shared() {
+    let home = Home::new();
+    home.write_config(DEMO_CONFIG);
+    let dir = home.path().join("many");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Name order is load order: three copies of the token plugin, then the changed layout.
+    for name in ["a1.so", "a2.so", "a3.so"] {
+        install(&artifacts().token_lib, &dir, name);
+    }
+    install(
+        &fixture("qlam-fixture-changed-layout"),
+        &dir,
+        "b-changed-layout.so",
+    );
+    let r = home.run(&[
+        "--plugin-dir",
+        dir.to_str().unwrap(),
+        "--output",
+        "json",
+        "plugins",
+        "list",
+    ]);
+    let listed = r.json();
+    let status = |file: &str| {
+        listed["libraries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["path"].as_str().is_some_and(|p| p.ends_with(file)))
+            .unwrap_or_else(|| panic!("{file} not listed: {listed}"))
+            .clone()
+    };
+    for name in ["a1.so", "a2.so", "a3.so"] {
+        assert_eq!(status(name)["status"], "loaded", "{name}: {listed}");
+    }
+    let changed = status("b-changed-layout.so");
+    assert_eq!(changed["status"], "failed", "{changed}");
+    assert!(
+        changed
+            .to_string()
+            .contains("interface layout is incompatible"),
+        "{changed}"
+    );
+}

@@ -15,7 +15,8 @@ use serde_json::{Map, Value};
 use super::plugin_edge::ffi_factory;
 use super::{
     guard, json_error, BuildRequestWire, FfiCache, FfiError, FfiFactoryBox, FfiLogSink,
-    FfiProviderBox, FfiServices, FfiServices_TO, PluginModRef, API_VERSION, LOG_SINK_SYMBOL,
+    FfiProviderBox, FfiServices, FfiServices_TO, PluginModRef, API_VERSION, INTERFACE_SYMBOL,
+    LOG_SINK_SYMBOL,
 };
 #[cfg(doc)]
 use crate::Provider;
@@ -394,7 +395,21 @@ pub fn load_library_from(
         }
     })?;
     let version = header.version_strings().to_string();
-    let module = header.init_root_module::<PluginModRef>().map_err(|e| {
+    // abi_stable's layout check is most of what discovering a plugin costs; a library built
+    // from the same qlam-plugin-api source as one already checked has the same layout.
+    let fingerprint = interface_fingerprint(load_path);
+    let checked_before = fingerprint
+        .as_ref()
+        .is_some_and(|f| checked_interfaces().contains(f));
+    let module = if checked_before {
+        // SAFETY: a library with the same interface fingerprint (a hash of the
+        // qlam-plugin-api source it was built from, exported by `export_providers!`) passed
+        // the full layout check in this process; the version is still checked.
+        unsafe { header.init_root_module_with_unchecked_layout::<PluginModRef>() }
+    } else {
+        header.init_root_module::<PluginModRef>()
+    };
+    let module = module.map_err(|e| {
         let detail = e.to_string();
         let v = Some(version.clone());
         match e {
@@ -429,6 +444,9 @@ pub fn load_library_from(
             ),
         }
     })?;
+    if let (Some(f), false) = (fingerprint, checked_before) {
+        checked_interfaces().insert(f);
+    }
     let mut factories = Vec::new();
     let mut factory_errors = Vec::new();
     let listed: &'static [FfiFactoryBox] = module.factories().as_slice();
@@ -447,6 +465,33 @@ pub fn load_library_from(
         factory_errors,
         set_log_sink: optional_symbol(load_path, LOG_SINK_SYMBOL),
     })
+}
+
+/// The interface fingerprints whose layout passed abi_stable's full check in this process.
+fn checked_interfaces() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<String>> {
+    static CHECKED: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    CHECKED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The interface fingerprint the loaded library at `load_path` exports
+/// ([`INTERFACE_SYMBOL`]), if it does and it looks like one (hex, at most 64 digits).
+fn interface_fingerprint(load_path: &Path) -> Option<String> {
+    // As in `optional_symbol`: another reference to a loaded library, no initialiser runs.
+    let lib = abi_stable::library::RawLibrary::load_at(load_path).ok()?;
+    let mut symbol = INTERFACE_SYMBOL.as_bytes().to_vec();
+    symbol.push(0);
+    // SAFETY: where a library exports it, the symbol is the function `export_providers!`
+    // defines with exactly this signature, returning a static NUL-terminated string.
+    let f = unsafe { lib.get::<extern "C" fn() -> *const std::ffi::c_char>(&symbol) }.ok()?;
+    let p = f();
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, and NUL-terminated by `export_providers!`.
+    let text = unsafe { std::ffi::CStr::from_ptr(p) }.to_str().ok()?;
+    (!text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| text.to_owned())
 }
 
 /// An optional `extern "C" fn(FfiLogSink)` the loaded library at `load_path` exports.
