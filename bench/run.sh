@@ -5,7 +5,10 @@
 #     folder of 100 copies of the token plugin) beside the same command without them;
 #  3. process timing: `qlam auth headers` for a provider asked every time (an env token), in
 #     process and isolated (`isolation = "process"`: a child qlam per command), beside
-#     /bin/true.
+#     /bin/true;
+#  4. process timing: the front — a cached `auth token`/`auth headers` (answered by the small
+#     `qlam` executable alone) and a command it hands to the commands library, beside
+#     /bin/true, and the front's peak RSS.
 # Usage: bench/run.sh [--quick]     (--quick: short runs, for CI, so the benchmarks cannot rot)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,4 +94,29 @@ if command -v hyperfine >/dev/null 2>&1; then
     -n "/bin/true (floor)" "/bin/true" \
     -n "auth headers, in process" "$qlam --config $work/iso.toml auth headers inproc" \
     -n "auth headers, isolated" "$qlam --config $work/iso.toml auth headers isolated"
+fi
+
+# 4. The front. A cached answer is served by `qlam` alone; `context current` is handed to the
+#    commands library (libqlam_commands.so) in the same process.
+cat > "$work/front.toml" <<'TOML'
+current_context = "f"
+[contexts.f]
+[[contexts.f.auth_providers]]
+name = "cmd"
+provider = "token"
+command = ["sh", "-c", "echo '{\"token\": \"bench-token\", \"expires_at\": \"2099-01-01T00:00:00Z\"}'"]
+TOML
+"$qlam" --config "$work/front.toml" auth token cmd >/dev/null   # caches the answer
+"$qlam" --config "$work/front.toml" auth headers cmd >/dev/null
+if command -v hyperfine >/dev/null 2>&1; then
+  hyperfine -N --warmup 20 --runs $((runs * 10)) \
+    -n "/bin/true (floor)" "/bin/true" \
+    -n "auth token, cached (front)" "$qlam --config $work/front.toml auth token cmd" \
+    -n "auth headers, cached (front)" "$qlam --config $work/front.toml auth headers cmd" \
+    -n "context current (commands library)" "$qlam --config $work/front.toml context current"
+fi
+if [ -x /usr/bin/time ]; then
+  rss=$(for _ in $(seq 1 21); do /usr/bin/time -f %M "$qlam" --config "$work/front.toml" auth token cmd 2>&1 >/dev/null; done | sort -n | sed -n 11p)
+  floor=$(for _ in $(seq 1 21); do /usr/bin/time -f %M /bin/true 2>&1; done | sort -n | sed -n 11p)
+  echo "peak RSS, median of 21: auth token (front) ${rss} KiB; /bin/true ${floor} KiB"
 fi
