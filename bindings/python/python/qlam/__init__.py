@@ -29,8 +29,20 @@ from .errors import (
     UnsupportedOperationError,
 )
 from .interaction import Interaction
-from .models import BasicCredential, CredentialBase, OAuthCredential, VendorCredential
 from .registry import AuthRegistry, auth_registry
+
+_MODELS = ("BasicCredential", "CredentialBase", "OAuthCredential", "VendorCredential")
+
+
+def __getattr__(name: str):
+    # The credential models are pydantic models, whose first definition costs about 100 ms:
+    # imported when first asked for (PEP 562), not by `import qlam`.
+    if name in _MODELS:
+        from . import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'qlam' has no attribute {name!r}")
+
 
 # A client used before os.fork() builds a new host in the child at its first call (the
 # parent's threads, locks and isolated children are not the child's).

@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
 from . import _native
 from .interaction import Interaction
-from .models import CredentialBase, credential_from_native
+
+if TYPE_CHECKING:
+    from .models import CredentialBase
 from .registry import auth_registry
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -126,8 +128,12 @@ class AuthClient:
         """Whether the provider (or any provider) has usable credentials."""
         return self._native.is_authenticated(provider)
 
-    def get_credential(self, provider: str) -> Optional[CredentialBase]:
+    def get_credential(self, provider: str) -> Optional["CredentialBase"]:
         """The provider's credential model, or ``None`` when it holds nothing at all."""
+        # The models (pydantic) are imported here, not with the package: defining the first
+        # pydantic model is most of an `import qlam` otherwise (bench/README.md).
+        from .models import credential_from_native
+
         return credential_from_native(self._native.get_credential(provider))
 
     def list_providers(self) -> List[Dict[str, Any]]:
