@@ -77,7 +77,7 @@ impl Terminal {
 
     fn open_browser(&self, url: &str) -> bool {
         if let Ok(browsers) = std::env::var("BROWSER") {
-            for entry in browsers.split(':').filter(|e| !e.trim().is_empty()) {
+            for entry in browser_entries(&browsers, BROWSER_SEPARATOR) {
                 let mut parts: Vec<String> = entry.split_whitespace().map(str::to_owned).collect();
                 if parts.iter().any(|p| p.contains("%s")) {
                     for p in &mut parts {
@@ -107,6 +107,15 @@ impl Terminal {
         };
         spawn_detached(&cmd)
     }
+}
+
+/// What separates the commands in `$BROWSER`: the platform's path-list separator, as Python's
+/// `webbrowser` reads it (`os.pathsep`) — `;` on Windows, where `:` is in every `C:\…` path.
+const BROWSER_SEPARATOR: char = if cfg!(windows) { ';' } else { ':' };
+
+/// The commands of a `$BROWSER` value, in order, empty ones left out.
+fn browser_entries(value: &str, separator: char) -> impl Iterator<Item = &str> {
+    value.split(separator).filter(|e| !e.trim().is_empty())
 }
 
 fn spawn_detached(cmd: &[String]) -> bool {
@@ -221,5 +230,20 @@ impl UserInteraction for Terminal {
 impl Drop for Terminal {
     fn drop(&mut self) {
         self.stop_spinner();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn browser_commands_split_at_the_path_list_separator() {
+        let unix: Vec<&str> = browser_entries("firefox %s::xdg-open", ':').collect();
+        assert_eq!(unix, ["firefox %s", "xdg-open"]);
+        // On Windows a drive letter's colon is no separator.
+        let windows: Vec<&str> =
+            browser_entries(r"C:\Program Files\Browser\browser.exe;edge", ';').collect();
+        assert_eq!(windows, [r"C:\Program Files\Browser\browser.exe", "edge"]);
     }
 }
