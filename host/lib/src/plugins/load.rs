@@ -143,7 +143,13 @@ fn preload_safely(path: &Path) -> std::result::Result<(), String> {
             LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_SYSTEM32,
         )
     }
-    .map_err(|e| e.to_string())?;
+    // libloading says only "LoadLibraryExW failed"; the system's reason is its source
+    // ("The specified module could not be found. (os error 126)": a missing dependency;
+    // 193: not a library for this machine).
+    .map_err(|e| match std::error::Error::source(&e) {
+        Some(why) => format!("{e}: {why}"),
+        None => e.to_string(),
+    })?;
     // Libraries are never unloaded.
     std::mem::forget(lib);
     Ok(())
