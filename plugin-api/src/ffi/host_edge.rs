@@ -397,7 +397,10 @@ pub fn load_library_from(
     let version = header.version_strings().to_string();
     // abi_stable's layout check is most of what discovering a plugin costs; a library built
     // from the same qlam-plugin-api source as one already checked has the same layout.
-    let fingerprint = interface_fingerprint(load_path);
+    // The library is loaded (and never unloaded): this only takes another reference to it,
+    // for its optional symbols, and runs no initialiser.
+    let raw = abi_stable::library::RawLibrary::load_at(load_path).ok();
+    let fingerprint = raw.as_ref().and_then(interface_fingerprint);
     let checked_before = fingerprint
         .as_ref()
         .is_some_and(|f| checked_interfaces().contains(f));
@@ -463,7 +466,7 @@ pub fn load_library_from(
         api_version: module.api_version().to_string(),
         factories,
         factory_errors,
-        set_log_sink: optional_symbol(load_path, LOG_SINK_SYMBOL),
+        set_log_sink: raw.as_ref().and_then(log_sink),
     })
 }
 
@@ -474,16 +477,14 @@ fn checked_interfaces() -> std::sync::MutexGuard<'static, std::collections::BTre
     CHECKED.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The interface fingerprint the loaded library at `load_path` exports
-/// ([`INTERFACE_SYMBOL`]), if it does and it looks like one (hex, at most 64 digits).
-fn interface_fingerprint(load_path: &Path) -> Option<String> {
-    // As in `optional_symbol`: another reference to a loaded library, no initialiser runs.
-    let lib = abi_stable::library::RawLibrary::load_at(load_path).ok()?;
-    let mut symbol = INTERFACE_SYMBOL.as_bytes().to_vec();
-    symbol.push(0);
+/// The interface fingerprint the loaded library exports ([`INTERFACE_SYMBOL`]), if it does
+/// and it looks like one (hex, at most 64 digits).
+fn interface_fingerprint(lib: &abi_stable::library::RawLibrary) -> Option<String> {
     // SAFETY: where a library exports it, the symbol is the function `export_providers!`
     // defines with exactly this signature, returning a static NUL-terminated string.
-    let f = unsafe { lib.get::<extern "C" fn() -> *const std::ffi::c_char>(&symbol) }.ok()?;
+    let f =
+        unsafe { lib.get::<extern "C" fn() -> *const std::ffi::c_char>(&c_name(INTERFACE_SYMBOL)) }
+            .ok()?;
     let p = f();
     if p.is_null() {
         return None;
@@ -494,17 +495,19 @@ fn interface_fingerprint(load_path: &Path) -> Option<String> {
         .then(|| text.to_owned())
 }
 
-/// An optional `extern "C" fn(FfiLogSink)` the loaded library at `load_path` exports.
-fn optional_symbol(load_path: &Path, name: &str) -> Option<extern "C" fn(FfiLogSink)> {
-    // The library is loaded (and never unloaded): this only takes another reference to it,
-    // dropped at the end, and runs no initialiser.
-    let lib = abi_stable::library::RawLibrary::load_at(load_path).ok()?;
+/// The log-sink receiver the loaded library exports ([`LOG_SINK_SYMBOL`]), if it does.
+fn log_sink(lib: &abi_stable::library::RawLibrary) -> Option<extern "C" fn(FfiLogSink)> {
+    // SAFETY: where a library exports it, the symbol is the function `export_providers!`
+    // defines with exactly this signature.
+    let f = unsafe { lib.get::<extern "C" fn(FfiLogSink)>(&c_name(LOG_SINK_SYMBOL)) }.ok()?;
+    Some(*f)
+}
+
+/// `name` NUL-terminated, as symbol look-ups want it.
+fn c_name(name: &str) -> Vec<u8> {
     let mut symbol = name.as_bytes().to_vec();
     symbol.push(0);
-    // SAFETY: the symbol, where a library exports it, is the function `export_providers!`
-    // defines with exactly this signature.
-    let f = unsafe { lib.get::<extern "C" fn(FfiLogSink)>(&symbol) }.ok()?;
-    Some(*f)
+    symbol
 }
 
 fn first_line(s: &str) -> &str {
