@@ -131,8 +131,14 @@ impl Client {
 
     /// This process's host, unless it must be built again (the fast path's test).
     fn ready(&self) -> Option<Arc<AuthClient>> {
+        self.with_ready(|client| client.clone())
+    }
+
+    /// `f` on this process's host, if it is built already, without taking a reference to
+    /// it: the reusable-answer path of `headers` and `token`.
+    fn with_ready<T>(&self, f: impl FnOnce(&Arc<AuthClient>) -> T) -> Option<T> {
         let live = self.live.load();
-        (live.process == PROCESS.load(Ordering::Relaxed)).then(|| live.client.clone())
+        (live.process == PROCESS.load(Ordering::Relaxed)).then(|| f(&live.client))
     }
 }
 
@@ -307,7 +313,7 @@ impl Client {
     /// The provider's HTTP headers (renewed first when they are about to expire).
     fn headers<'py>(&self, py: Python<'py>, provider: String) -> PyResult<Bound<'py, PyDict>> {
         // A still-valid answer is served without releasing the GIL: no I/O, no waiting.
-        let reusable = self.ready().and_then(|c| c.reusable_headers(&provider));
+        let reusable = self.with_ready(|c| c.reusable_headers(&provider)).flatten();
         let headers = match reusable {
             Some(h) => h,
             None => {
@@ -324,7 +330,7 @@ impl Client {
 
     /// The provider's access token.
     fn token(&self, py: Python<'_>, provider: String) -> PyResult<String> {
-        if let Some(t) = self.ready().and_then(|c| c.reusable_token(&provider)) {
+        if let Some(t) = self.with_ready(|c| c.reusable_token(&provider)).flatten() {
             return Ok(t.token.expose().clone());
         }
         let client = self.host(py)?;
