@@ -22,16 +22,9 @@ server_pid=
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/ca.key" -out "$work/ca.pem" -days 2 -subj "/CN=qlam bench CA" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout "$work/server.key" -out "$work/server.csr" -subj "/CN=127.0.0.1" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' > "$work/ext"
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -out "$work/server.pem" -days 2 -extfile "$work/ext" 2>/dev/null
-
-node tests/oauth-server/server.mjs --tls-cert "$work/server.pem" --tls-key "$work/server.key" \
-  --access-token-ttl 3600 --ignore-stdin > "$work/ready" 2> "$work/server.err" &
-server_pid=$!
-for _ in $(seq 1 100); do [ -s "$work/ready" ] && break; sleep 0.1; done
-issuer=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["issuer"])' "$work/ready")
+. bench/oauth-server.sh
+make_certs "$work"
+start_oauth_server "$work"
 
 export HOME="$work/home" XDG_CONFIG_HOME="$work/home/.config" XDG_DATA_HOME="$work/home/.local/share" XDG_STATE_HOME="$work/home/.local/state"
 export QLAM_BENCH_SECRET=qlam-service-secret

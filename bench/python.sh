@@ -61,10 +61,8 @@ mkdir -p "$XDG_CONFIG_HOME/qlam"
 export QLAM_TEST_API_KEY=qlam-bench-api-key
 
 # One CA and a loopback server certificate: the test OAuth server and the MSAL stub use them.
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/ca.key" -out "$work/ca.pem" -days 2 -subj "/CN=qlam bench CA" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout "$work/server.key" -out "$work/server.csr" -subj "/CN=127.0.0.1" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' > "$work/ext"
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -out "$work/server.pem" -days 2 -extfile "$work/ext" 2>/dev/null
+. bench/oauth-server.sh
+make_certs "$work"
 
 # `env-key` is the demo configuration's (tests/it/demo-config.toml); `cmd` answers with an
 # expiry, so its answer is reused, and appends a line to a file each time it runs, so the
@@ -90,11 +88,7 @@ TOML
 oauth=()
 if command -v node >/dev/null && { [ -d tests/oauth-server/node_modules/oidc-provider ] ||
      npm ci --prefix tests/oauth-server --no-audit --no-fund >/dev/null 2>&1; }; then
-  node tests/oauth-server/server.mjs --tls-cert "$work/server.pem" --tls-key "$work/server.key" \
-    --access-token-ttl 3600 --ignore-stdin > "$work/ready" 2> "$work/server.err" &
-  server_pid=$!
-  for _ in $(seq 1 100); do [ -s "$work/ready" ] && break; sleep 0.1; done
-  issuer=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["issuer"])' "$work/ready")
+  start_oauth_server "$work"
   cat >> "$XDG_CONFIG_HOME/qlam/config.toml" <<TOML
 [[contexts.bench.auth_providers]]
 name = "sso"
