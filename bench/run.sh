@@ -8,7 +8,7 @@
 #     /bin/true;
 #  4. process timing: the front — a cached `auth token`/`auth headers` (answered by the small
 #     `qlam` executable alone) and a command it hands to the commands library, beside
-#     /bin/true, and the front's peak RSS.
+#     /bin/true, the front's peak RSS and whether its hot code is gathered (front-layout.py).
 # Usage: bench/run.sh [--quick]     (--quick: short runs, for CI, so the benchmarks cannot rot)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -119,4 +119,9 @@ if [ -x /usr/bin/time ]; then
   rss=$(for _ in $(seq 1 21); do /usr/bin/time -f %M "$qlam" --config "$work/front.toml" auth token cmd 2>&1 >/dev/null; done | sort -n | sed -n 11p)
   floor=$(for _ in $(seq 1 21); do /usr/bin/time -f %M /bin/true 2>&1; done | sort -n | sed -n 11p)
   echo "peak RSS, median of 21: auth token (front) ${rss} KiB; /bin/true ${floor} KiB"
+fi
+# Whether the code a cached answer runs is still gathered (host/cli/front-layout.ld); when
+# it is not, `bench/front-layout.py write` brings it back.
+if command -v valgrind >/dev/null 2>&1; then
+  python3 bench/front-layout.py check "$qlam"
 fi

@@ -208,3 +208,29 @@ fn the_front_links_neither_clap_nor_the_plugin_loader() {
     );
     assert_eq!(crates_in("qlam"), Vec::<&str>::new());
 }
+
+/// The front's hot code is gathered by host/cli/front-layout.ld (peak RSS: the kernel maps
+/// 64 KiB around each fault; bench/front-layout.py): its `main` is in that section, the
+/// commands it hands over to are not in the file at all, and cold code stays outside.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_fronts_cached_path_is_laid_out_together() {
+    use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+    let bytes = std::fs::read(crate::util::artifacts().bin_dir.join("qlam")).unwrap();
+    let file = object::File::parse(&*bytes).unwrap();
+    let hot = file
+        .section_by_name(".text.front_hot")
+        .expect("the front is linked with host/cli/front-layout.ld");
+    let hot = hot.address()..hot.address() + hot.size();
+    let place = |wanted: &str| -> Vec<bool> {
+        file.symbols()
+            .filter(|s| s.kind() == SymbolKind::Text)
+            .filter(|s| s.name().is_ok_and(|n| n.contains(wanted)))
+            .map(|s| hot.contains(&s.address()))
+            .collect()
+    };
+    assert_eq!(place("8qlam_cli5front4main"), [true], "the front's main");
+    // The control: the standard library's backtrace symbolizer, linked but never run.
+    let gimli = place("gimli");
+    assert!(!gimli.is_empty() && gimli.iter().all(|inside| !inside), "{gimli:?}");
+}
