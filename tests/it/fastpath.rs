@@ -232,5 +232,8 @@ fn the_fronts_cached_path_is_laid_out_together() {
     assert_eq!(place("8qlam_cli5front4main"), [true], "the front's main");
     // The control: the standard library's backtrace symbolizer, linked but never run.
     let gimli = place("gimli");
-    assert!(!gimli.is_empty() && gimli.iter().all(|inside| !inside), "{gimli:?}");
+    assert!(
+        !gimli.is_empty() && gimli.iter().all(|inside| !inside),
+        "{gimli:?}"
+    );
 }
