@@ -5,6 +5,18 @@
 //! sticky folder such as /tmp is fine). The file is opened once; the checks, the structural
 //! check and the loading all use that descriptor (`/proc/self/fd/N` on Linux), so what was
 //! checked is what is loaded.
+//!
+//! On Windows the same rules read the security descriptors of the open library and of its
+//! folders (`windows.rs`, by the rules of `acl.rs`): owned by you, SYSTEM, Administrators or
+//! TrustedInstaller; no access-list entry letting a broad group (Everyone, Authenticated
+//! Users, Users, …) change the library, add or remove files in its folder, or remove,
+//! rename or re-permission a folder above it.
+
+// The rules are plain code over the descriptor's bytes, tested on every platform.
+#[cfg(any(windows, test))]
+mod acl;
+#[cfg(windows)]
+mod windows;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -142,6 +154,8 @@ pub fn check(path: &Path, policy: &TrustPolicy) -> Result<Checked, String> {
             }
         }
     }
+    #[cfg(windows)]
+    windows::check(&file, &real)?;
     // The hash is taken of the very descriptor that will be loaded.
     let pin = policy.pins.iter().find(|(p, _)| p == path);
     if pin.is_some() || policy.require_pinned {
@@ -263,5 +277,103 @@ mod tests {
         let c = check(&p, &TrustPolicy::default()).unwrap();
         assert!(c.load_path.starts_with("/proc/self/fd/"));
         assert_eq!(std::fs::read_link(&c.load_path).unwrap(), p);
+    }
+}
+
+/// The Windows checks on real files (run under wine too: windows/README.md). Permissions are
+/// set with SDDL, as icacls would set them; wine turns them into a Unix mode and back.
+#[cfg(all(test, windows))]
+mod windows_tests {
+    use super::*;
+    use std::os::windows::ffi::OsStrExt;
+    use windows_sys::Win32::Foundation::LocalFree;
+    use windows_sys::Win32::Security::Authorization::ConvertStringSecurityDescriptorToSecurityDescriptorW;
+    use windows_sys::Win32::Security::{SetFileSecurityW, DACL_SECURITY_INFORMATION};
+
+    fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
+        s.encode_wide().chain([0]).collect()
+    }
+
+    /// Sets the DACL of `path` from SDDL (`D:(A;;FA;;;SY)…`).
+    fn set_dacl(path: &Path, sddl: &str) {
+        let text = wide(sddl.as_ref());
+        let mut sd = std::ptr::null_mut();
+        // SAFETY: `text` is NUL-terminated; `sd` is an out-pointer, freed with LocalFree
+        // after its last use.
+        unsafe {
+            assert_ne!(
+                ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                    text.as_ptr(),
+                    1, // SDDL_REVISION_1
+                    &mut sd,
+                    std::ptr::null_mut(),
+                ),
+                0,
+                "{sddl}: {}",
+                std::io::Error::last_os_error()
+            );
+            let ok = SetFileSecurityW(
+                wide(path.as_os_str()).as_ptr(),
+                DACL_SECURITY_INFORMATION,
+                sd,
+            );
+            let e = std::io::Error::last_os_error();
+            LocalFree(sd);
+            assert_ne!(ok, 0, "{}: {e}", path.display());
+        }
+    }
+
+    /// A DACL giving SYSTEM and this user full control and Everyone `everyone` (a mask).
+    fn dacl(inherit: &str, everyone: u32) -> String {
+        let me = windows::current_user().unwrap();
+        format!("D:(A;{inherit};FA;;;SY)(A;{inherit};FA;;;{me})(A;{inherit};{everyone:#x};;;WD)")
+    }
+
+    const READ_EXECUTE: u32 = 0x1200a9;
+    /// What wine makes of `o+rwx`.
+    const WRITE_TOO: u32 = 0x1301ff;
+
+    #[test]
+    fn permissions_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir(&plugins).unwrap();
+        let p = plugins.join("x.dll");
+        std::fs::write(&p, b"x").unwrap();
+        let strict = TrustPolicy::default();
+        set_dacl(dir.path(), &dacl("OICI", READ_EXECUTE));
+        set_dacl(&plugins, &dacl("OICI", READ_EXECUTE));
+        set_dacl(&p, &dacl("", READ_EXECUTE));
+        if let Err(e) = check(&p, &strict) {
+            panic!("{}: {e}", p.display());
+        }
+
+        set_dacl(&p, &dacl("", WRITE_TOO));
+        let e = check(&p, &strict).unwrap_err();
+        assert!(
+            e.starts_with(
+                "is writable by Everyone (its ACL allows Everyone to change its contents"
+            ),
+            "{e}"
+        );
+        assert!(e.ends_with("/remove:g *S-1-1-0)"), "{e}");
+        set_dacl(&p, &dacl("", READ_EXECUTE));
+
+        set_dacl(&plugins, &dacl("OICI", WRITE_TOO));
+        let e = check(&p, &strict).unwrap_err();
+        let shown = plugins.display().to_string();
+        assert!(
+            e.starts_with(&format!("is in folder `{shown}`, which Everyone can write to (its ACL allows Everyone to add files")),
+            "{e}"
+        );
+        set_dacl(&plugins, &dacl("OICI", READ_EXECUTE));
+
+        set_dacl(dir.path(), &dacl("OICI", WRITE_TOO));
+        let e = check(&p, &strict).unwrap_err();
+        assert!(e.contains("which Everyone can write to"), "{e}");
+        assert!(!e.contains("add subfolders"), "{e}");
+        set_dacl(dir.path(), &dacl("OICI", READ_EXECUTE));
+
+        assert!(check(&p, &strict).is_ok());
     }
 }
