@@ -101,11 +101,10 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
-    #[cfg(unix)]
     #[test]
     fn private_modes_whatever_the_umask() {
         use std::os::unix::fs::PermissionsExt;

@@ -34,7 +34,7 @@ pub mod paths;
 pub mod plugins;
 mod services;
 pub mod store;
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 mod sys;
 
 pub use boundary::isolated::{serve as serve_isolated_plugin, CHILD_SUBCOMMAND};

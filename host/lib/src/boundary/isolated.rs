@@ -229,11 +229,28 @@ struct DeadlineReader {
 impl Read for DeadlineReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         #[cfg(unix)]
-        {
+        let poll = {
             use std::os::fd::AsRawFd;
-            if !wait_readable(self.pipe.as_raw_fd(), Some(self.deadline))? {
-                return Err(std::io::ErrorKind::TimedOut.into());
+            let fd = self.pipe.as_raw_fd();
+            move |ms| crate::sys::poll_readable(fd, ms)
+        };
+        #[cfg(windows)]
+        let poll = {
+            use std::os::windows::io::AsRawHandle;
+            let handle = self.pipe.as_raw_handle();
+            // No waiting on an anonymous pipe with a timeout: a look, a millisecond's sleep,
+            // another look (the loop in `wait_readable` keeps the deadline).
+            move |ms: i32| {
+                if crate::sys::pipe_readable(handle)? || ms == 0 {
+                    return crate::sys::pipe_readable(handle);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+                crate::sys::pipe_readable(handle)
             }
+        };
+        #[cfg(any(unix, windows))]
+        if !wait_readable(poll, Some(self.deadline))? {
+            return Err(std::io::ErrorKind::TimedOut.into());
         }
         self.pipe.read(buf)
     }
@@ -243,15 +260,18 @@ impl Read for DeadlineReader {
 /// usually answers within microseconds, and a reader asleep on another CPU costs a cross-CPU
 /// wake-up to rouse — 20 to 40 µs on the 2-vCPU test machine, against 2 µs for the whole
 /// round trip when both sides stay awake (bench/README.md).
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 const SPIN: Duration = Duration::from_micros(50);
 
-/// Waits until `fd` has data (or its other end closed): first polling without sleeping for
-/// at most [`SPIN`], then sleeping in `poll` until `deadline` (none: for ever). `false` when
-/// the deadline passed.
-#[cfg(unix)]
-fn wait_readable(fd: std::os::fd::RawFd, deadline: Option<Instant>) -> std::io::Result<bool> {
-    let poll = |ms: i32| crate::sys::poll_readable(fd, ms);
+/// Waits until a pipe has data (or its other end closed): first looking without sleeping
+/// for at most [`SPIN`], then sleeping in `poll(ms)` (which says whether there is data, having
+/// waited at most `ms` for it; -1: as long as it takes) until `deadline` (none: for ever).
+/// `false` when the deadline passed.
+#[cfg(any(unix, windows))]
+fn wait_readable(
+    poll: impl Fn(i32) -> std::io::Result<bool>,
+    deadline: Option<Instant>,
+) -> std::io::Result<bool> {
     let spin_until = Instant::now() + SPIN;
     while Instant::now() < spin_until {
         if poll(0)? {
@@ -277,7 +297,8 @@ fn wait_readable(fd: std::os::fd::RawFd, deadline: Option<Instant>) -> std::io::
 }
 
 /// The child's end of the request pipe, read the same way (without a deadline: the parent
-/// decides when the child ends).
+/// decides when the child ends). On Windows a plain blocking read: looking and sleeping in
+/// turn for ever would wake an idle child a thousand times a second.
 struct SpinningReader(std::fs::File);
 
 impl Read for SpinningReader {
@@ -285,7 +306,8 @@ impl Read for SpinningReader {
         #[cfg(unix)]
         {
             use std::os::fd::AsRawFd;
-            wait_readable(self.0.as_raw_fd(), None)?;
+            let fd = self.0.as_raw_fd();
+            wait_readable(|ms| crate::sys::poll_readable(fd, ms), None)?;
         }
         self.0.read(buf)
     }
@@ -591,10 +613,32 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
             };
         }
     }
+    #[cfg(windows)]
+    if let Some(name) = status.code().and_then(|c| exception_name(c as u32)) {
+        let code = status.code().unwrap_or_default() as u32;
+        return format!("its process ended with exception {code:#010X}, {name}");
+    }
     match status.code() {
         Some(code) => format!("its process exited with status {code}"),
         None => "its process ended".into(),
     }
+}
+
+/// The exceptions a crashed Windows process's exit status says it ended with.
+#[cfg(windows)]
+fn exception_name(code: u32) -> Option<&'static str> {
+    Some(match code {
+        0x8000_0003 => "a breakpoint",
+        0xC000_0005 => "an access violation",
+        0xC000_001D => "an illegal instruction",
+        0xC000_0094 => "an integer division by zero",
+        0xC000_00FD => "a stack overflow",
+        0xC000_0135 => "a DLL it needs was not found",
+        0xC000_0374 => "a corrupted heap",
+        // __fastfail: Rust's abort, and what a detected buffer overrun ends with.
+        0xC000_0409 => "a fail-fast abort",
+        _ => return None,
+    })
 }
 
 /// The names of the signals a crash ends with.
@@ -729,8 +773,8 @@ struct ChildIo {
 impl ChildIo {
     /// The protocol's pipes, moved off descriptors 0 and 1: the library's own code may print
     /// (its output then goes to stderr, which the parent logs) or read stdin (it finds
-    /// /dev/null), and neither may corrupt a frame.
-    #[cfg(unix)]
+    /// /dev/null or NUL), and neither may corrupt a frame.
+    #[cfg(any(unix, windows))]
     fn take_standard_streams() -> std::io::Result<ChildIo> {
         let (input, output) = crate::sys::take_standard_streams()?;
         Ok(ChildIo {
@@ -739,7 +783,7 @@ impl ChildIo {
         })
     }
 
-    #[cfg(not(unix))]
+    #[cfg(not(any(unix, windows)))]
     fn take_standard_streams() -> std::io::Result<ChildIo> {
         Err(std::io::Error::other(
             "isolated providers are not supported on this system yet",
@@ -815,8 +859,13 @@ impl ServicesBackend for ParentServices {
 /// code. `qlam` runs it as `qlam __isolated-plugin` ([`CHILD_SUBCOMMAND`]); a program that
 /// embeds the host and ships its own executable for isolated providers calls it when run so.
 pub fn serve() -> i32 {
-    let Ok(io) = ChildIo::take_standard_streams() else {
-        return 2;
+    let io = match ChildIo::take_standard_streams() {
+        Ok(io) => io,
+        Err(e) => {
+            // The parent logs this line and reports the exit status.
+            eprintln!("qlam {CHILD_SUBCOMMAND}: cannot take over the standard streams: {e}");
+            return 2;
+        }
     };
     let io = Arc::new(Mutex::new(io));
     let send = |message: &FromChild| {
@@ -828,6 +877,7 @@ pub fn serve() -> i32 {
         read_frame::<ToChild>(&mut io.input)
     };
     let Ok(Some(ToChild::Init(init))) = receive() else {
+        eprintln!("qlam {CHILD_SUBCOMMAND}: the first message was not the library to load");
         return 2;
     };
     crate::plugins::log::forward_to_stderr(init.max_log_level);

@@ -1,7 +1,4 @@
-//! The few operating-system calls the host makes outside the standard library, each behind a
-//! safe function, so that `unsafe` lives here (and in the dynamic loader, `plugins/load.rs`).
-
-#![cfg(unix)]
+//! Unix.
 
 use std::fs::File;
 use std::io;
