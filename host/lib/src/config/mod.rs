@@ -651,11 +651,21 @@ when = 1979-05-27T07:32:00Z
         );
     }
 
+    /// An absolute path on this system from a Unix-style one (Windows: on drive C:, with
+    /// forward slashes, which the configuration keeps as written).
+    fn absolute(unix: &str) -> std::path::PathBuf {
+        if cfg!(windows) {
+            format!("C:{unix}").into()
+        } else {
+            unix.into()
+        }
+    }
+
     #[test]
     fn pins_are_added_replaced_and_removed_keeping_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("config.toml");
-        let lib = Path::new("/home/u/.local/share/qlam/plugins/libacme.so");
+        let lib = &absolute("/home/u/.local/share/qlam/plugins/libacme.so");
         // A missing file is created.
         assert!(!set_plugin_pin(
             &cfg,
@@ -683,7 +693,7 @@ when = 1979-05-27T07:32:00Z
             "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
         )
         .unwrap());
-        let other = Path::new("/opt/other.so");
+        let other = &absolute("/opt/other.so");
         assert!(!set_plugin_pin(
             &cfg,
             other,
@@ -726,14 +736,15 @@ when = 1979-05-27T07:32:00Z
     fn pins_in_array_of_tables_form_are_edited_in_that_form() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("config.toml");
+        let lib = absolute("/p/liba.so");
         std::fs::write(
             &cfg,
-            "[[trusted_plugins]]\npath = \"/p/liba.so\"\nsha256 = \"1111111111111111111111111111111111111111111111111111111111111111\"\n",
+            format!("[[trusted_plugins]]\npath = \"{}\"\nsha256 = \"1111111111111111111111111111111111111111111111111111111111111111\"\n", lib.display()),
         )
         .unwrap();
         assert!(set_plugin_pin(
             &cfg,
-            Path::new("/p/liba.so"),
+            &lib,
             "2222222222222222222222222222222222222222222222222222222222222222"
         )
         .unwrap());
@@ -743,7 +754,7 @@ when = 1979-05-27T07:32:00Z
         assert_eq!(
             c.trusted_plugins,
             [(
-                "/p/liba.so".into(),
+                lib,
                 "2222222222222222222222222222222222222222222222222222222222222222".to_owned()
             )]
         );
