@@ -20,15 +20,25 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct EntryLock {
     file: File,
+    /// Where it says who holds it, when that is not the lock file (Windows).
+    note: Option<File>,
     /// Whether another process held the lock when we asked for it.
     pub contended: bool,
 }
 
 impl Drop for EntryLock {
     fn drop(&mut self) {
-        let _ = self.file.set_len(0);
+        let _ = self.note.as_mut().unwrap_or(&mut self.file).set_len(0);
         let _ = self.file.unlock();
     }
+}
+
+/// Where a holder says who it is, when not in the lock file itself: on Windows the lock is a
+/// mandatory lock on the file's bytes, which keeps a waiter from reading them
+/// (ERROR_LOCK_VIOLATION), so the note is a file beside it. Elsewhere the lock (flock) is
+/// advisory and the lock file carries the note.
+fn note_path(lock: &Path) -> Option<PathBuf> {
+    cfg!(windows).then(|| lock.with_extension("lock-holder"))
 }
 
 /// Takes the lock at `path` for `operation` on `provider`, waiting at most `timeout`.
@@ -58,7 +68,11 @@ pub fn acquire(
             Err(std::fs::TryLockError::WouldBlock) => {
                 contended = true;
                 if start.elapsed() >= timeout {
-                    let holder = holder(&mut file);
+                    let holder = match note_path(path) {
+                        Some(note) => File::open(note).map(|mut f| holder(&mut f)),
+                        None => Ok(holder(&mut file)),
+                    }
+                    .unwrap_or_default();
                     return Err(Error::store(format!(
                         "gave up after {} s waiting for another qlam process{holder} working on provider `{provider}`; try again when it has finished",
                         timeout.as_secs()
@@ -73,12 +87,18 @@ pub fn acquire(
             }
         }
     }
-    // Tell waiters who we are (the file's content is information only; the lock is the flock).
-    let _ = file.set_len(0);
-    let _ = file.seek(SeekFrom::Start(0));
-    let _ = write!(file, "{} {operation}", std::process::id());
-    let _ = file.flush();
-    Ok(EntryLock { file, contended })
+    // Tell waiters who we are (the note is information only; the lock is the lock).
+    let mut note = note_path(path).and_then(|p| opts.open(p).ok());
+    let out = note.as_mut().unwrap_or(&mut file);
+    let _ = out.set_len(0);
+    let _ = out.seek(SeekFrom::Start(0));
+    let _ = write!(out, "{} {operation}", std::process::id());
+    let _ = out.flush();
+    Ok(EntryLock {
+        file,
+        note,
+        contended,
+    })
 }
 
 fn holder(file: &mut File) -> String {
