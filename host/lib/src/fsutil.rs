@@ -101,6 +101,13 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// `p` as an absolute path, from the current folder when it is relative, in the system's
+/// own form: on Windows with backslashes (a Unix-style `Z:/x/y` argument, as wine and some
+/// shells hand it over, becomes `Z:\x\y`, the form `icacls` and the messages use).
+pub(crate) fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;

@@ -83,7 +83,7 @@ impl AuthClient {
     /// them). Errors are `Usage` (a file that is not a library, a pin in the way), `Plugin`
     /// (it does not load; the message says why and nothing is left behind) or `Config`.
     pub fn install_plugin(&self, source: &Path, options: &InstallOptions) -> Result<Installed> {
-        let source = absolute(source);
+        let source = crate::fsutil::absolute(source);
         let meta = std::fs::metadata(&source)
             .map_err(|e| Error::usage(format!("cannot read `{}`: {e}", source.display())))?;
         if !meta.is_file() {
@@ -337,16 +337,6 @@ fn usable(outcome: &LibraryOutcome) -> std::result::Result<(String, Vec<String>)
 fn user_dir() -> Result<PathBuf> {
     paths::user_plugin_dir()
         .ok_or_else(|| Error::config("cannot find the user plugin folder (no home folder)"))
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_owned()
-    } else {
-        std::env::current_dir()
-            .map(|d| d.join(p))
-            .unwrap_or_else(|_| p.to_owned())
-    }
 }
 
 /// Copies `from` into a new file `to` (mode 0755, never an existing file), flushed to disk.

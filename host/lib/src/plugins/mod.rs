@@ -479,13 +479,7 @@ impl Registry {
 
     /// Loads one library file and registers its provider types.
     pub fn load_file(&mut self, path: &Path) -> &LibraryReport {
-        let path = if path.is_absolute() {
-            path.to_owned()
-        } else {
-            std::env::current_dir()
-                .map(|d| d.join(path))
-                .unwrap_or_else(|_| path.to_owned())
-        };
+        let path = crate::fsutil::absolute(path);
         if let Some(i) = self.libraries.iter().position(|l| l.path == path) {
             return &self.libraries[i];
         }
