@@ -2,11 +2,12 @@
 # Cross-builds qlam.exe and the bundled provider DLLs for
 # x86_64-pc-windows-gnu and prepares a wine prefix to run them in (windows/README.md).
 #
-#   windows/build.sh [--release] [--no-extras] [--no-prefix]
+#   windows/build.sh [--release] [--no-extras] [--no-prefix] [--deps-only]
 #
 #   --release    the release profile (default: dev, as the tests use)
 #   --no-extras  skip the vendor example and the test fixtures (built into target/windows/extra)
 #   --no-prefix  only build; do not touch wine
+#   --deps-only  only install what is missing (Debian packages, the Rust target); build nothing
 #
 #   QLAM_WIN_LOCKED=0  let cargo update Cargo.lock (default: --locked, the lockfiles as they are)
 #
@@ -16,12 +17,14 @@ set -euo pipefail
 
 extras=1
 prefix=1
+deps_only=0
 for arg in "$@"; do
   case "$arg" in
     --release) export QLAM_WIN_PROFILE=release ;;
     --no-extras) extras=0 ;;
     --no-prefix) prefix=0 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --deps-only) deps_only=1 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument \`$arg\`" >&2; exit 2 ;;
   esac
 done
@@ -52,12 +55,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # The new packages' paths.
   unset QLAM_WINE
+  # shellcheck source=windows/env.sh
   . "$here/env.sh"
 fi
 if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx "$QLAM_WIN_TRIPLE"; then
   step "rustup target add $QLAM_WIN_TRIPLE"
   rustup target add "$QLAM_WIN_TRIPLE"
 fi
+[ "$deps_only" = 1 ] && { step "dependencies present"; exit 0; }
 
 # --- cargo ------------------------------------------------------------------------------
 # As .ci/run: no incremental caches, line tables only (full debug info makes each .exe/.dll

@@ -1,15 +1,30 @@
 # shellcheck shell=bash disable=SC2034  # sourced: the variables are for the scripts that source it
-# Sourced by build.sh, qlam-wine and smoke.sh: where the Windows build and its wine prefix
-# live, and the environment wine runs in. Every variable can be set beforehand.
+# Sourced by build.sh and qlam-wine, and read by tests/it/windows/: where the Windows build
+# and its wine prefix live, and the environment wine runs in. Every variable can be set
+# beforehand.
 #
-#   QLAM_WIN_TARGET_DIR  cargo's target dir for the Windows build (default target/windows)
+#   QLAM_WIN_TARGET_DIR  cargo's target dir for the Windows build (default target/windows;
+#                        ~/.cache/qlam-windows when the checkout is below a world-writable folder)
 #   QLAM_WIN_PROFILE     debug (default) or release
 #   WINEPREFIX           the wine prefix (default $QLAM_WIN_TARGET_DIR/wineprefix)
 #   QLAM_WINE            the wine loader (default: wine64's loader, else `wine`)
 
 QLAM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 QLAM_WIN_TRIPLE=x86_64-pc-windows-gnu
-: "${QLAM_WIN_TARGET_DIR:=$QLAM_ROOT/target/windows}"
+if [ -z "${QLAM_WIN_TARGET_DIR:-}" ]; then
+  QLAM_WIN_TARGET_DIR="$QLAM_ROOT/target/windows"
+  # Wine shows a world-writable folder (/tmp, sticky or not) as writable by Everyone, and
+  # qlam refuses every DLL below one: a checkout there builds into ~/.cache instead.
+  d="$QLAM_ROOT"
+  while [ "$d" != / ]; do
+    if [ -n "$(find "$d" -maxdepth 0 -perm -0002 2>/dev/null)" ]; then
+      QLAM_WIN_TARGET_DIR="$HOME/.cache/qlam-windows"
+      break
+    fi
+    d="$(dirname "$d")"
+  done
+  unset d
+fi
 : "${QLAM_WIN_PROFILE:=debug}"
 # qlam.exe and the bundled provider DLLs, side by side (qlam finds them there).
 QLAM_WIN_BIN="$QLAM_WIN_TARGET_DIR/$QLAM_WIN_TRIPLE/$QLAM_WIN_PROFILE"

@@ -24,3 +24,4 @@ mod secrets;
 mod trust;
 mod util;
 mod vendor;
+mod windows;
