@@ -248,6 +248,136 @@ fn an_isolated_panicking_provider_is_contained() {
         .expect_line(0, "X-First: v0.1.0");
 }
 
+/// Libraries that panic or hang while the host loads them (their factory list's code, after
+/// `LoadLibrary` returned) are refused, the others load; isolated, the hanging one's child
+/// is killed at the deadline.
+#[test]
+fn libraries_that_panic_or_hang_while_loading_are_refused() {
+    let Some(w) = Wine::new("loaders") else {
+        return;
+    };
+    for dll in [
+        "qlam_fixture_panicky_loader",
+        "qlam_fixture_hang_loader",
+        "qlam_fixture_first_layout",
+    ] {
+        w.extra_dll(dll, "plugins");
+    }
+    let body = "[contexts.c]\nplugin_dirs = [\"plugins\"]\n[[contexts.c.auth_providers]]\nname = \"first\"\nprovider = \"first-layout\"\n";
+    let config = w.write(
+        "loaders.toml",
+        &format!("current_context = \"c\"\ncall_timeout_secs = 2\n{body}"),
+    );
+    let config = config.to_str().unwrap();
+    w.run(&["--config", config, "plugins", "list"])
+        .expect_line_with(
+            0,
+            &["failed", "qlam_fixture_panicky_loader.dll", "panicked"],
+        )
+        .expect_line_with(
+            0,
+            &[
+                "failed",
+                "qlam_fixture_hang_loader.dll",
+                "did not finish loading within 2 s",
+            ],
+        )
+        .expect_line_with(
+            0,
+            &["loaded", "qlam_fixture_first_layout.dll", "first-layout"],
+        );
+    w.run(&["--config", config, "auth", "headers", "first"])
+        .expect_line(0, "X-First: v0.1.0");
+    let isolated = w.write(
+        "isolated-loaders.toml",
+        &format!("current_context = \"c\"\ncall_timeout_secs = 2\ndefault_isolation = \"process\"\n{body}"),
+    );
+    w.run(&["--config", isolated.to_str().unwrap(), "plugins", "list"])
+        .expect_line_with(
+            0,
+            &[
+                "failed",
+                "qlam_fixture_hang_loader.dll",
+                "did not finish loading within 2 s (in its own process, which was killed)",
+            ],
+        );
+}
+
+/// A plugin's dependencies come from its own folder and System32 only
+/// (`LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_SYSTEM32`): never from the current
+/// folder or `PATH` (wine: `WINEPATH`), where anyone who can write there could plant one.
+/// Two small C DLLs, one importing the other, built here with mingw.
+#[test]
+fn a_plugins_dependencies_are_found_beside_it_never_in_the_current_folder_or_path() {
+    let Some(w) = Wine::new("dll-search") else {
+        return;
+    };
+    let gcc = |args: &[&str]| {
+        let out = Command::new("x86_64-w64-mingw32-gcc")
+            .args(args)
+            .current_dir(w.work())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mingw gcc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    w.write(
+        "dep.c",
+        "__declspec(dllexport) int qlam_test_dep(void) { return 7; }\n",
+    );
+    w.write(
+        "plug.c",
+        "__declspec(dllimport) int qlam_test_dep(void);\n__declspec(dllexport) int plug(void) { return qlam_test_dep(); }\n",
+    );
+    gcc(&["-shared", "-o", "dep.dll", "dep.c"]);
+    std::fs::create_dir_all(w.work().join("plugins")).unwrap();
+    gcc(&[
+        "-shared",
+        "-o",
+        "plugins/plug.dll",
+        "plug.c",
+        "-L.",
+        "-l:dep.dll",
+    ]);
+    std::fs::create_dir_all(w.work().join("on-path")).unwrap();
+    std::fs::copy(w.work().join("dep.dll"), w.work().join("on-path/dep.dll")).unwrap();
+    let config = basic_config(&w);
+    let config = config.to_str().unwrap();
+    let plug = w.work().join("plugins/plug.dll");
+    let inspect = || {
+        w.run_env(
+            &[("WINEPATH", &winpath(&w.work().join("on-path")))],
+            &[
+                "--config",
+                config,
+                "plugins",
+                "inspect",
+                plug.to_str().unwrap(),
+            ],
+        )
+    };
+    // dep.dll in the current folder and on the path: not found.
+    inspect()
+        .expect(4, "cannot be loaded as a shared library")
+        .expect(4, "(os error 126)");
+    // The control: a plain LoadLibrary in the same setting finds it in the current folder.
+    w.write(
+        "naive.c",
+        "#include <windows.h>\nint main(int argc, char **argv) { return LoadLibraryA(argv[1]) ? 0 : 1; }\n",
+    );
+    gcc(&["-o", "naive.exe", "naive.c"]);
+    w.run_program(&w.work().join("naive.exe"), &[&winpath(&plug)])
+        .code(0);
+    // Beside the plugin: found; the DLL loads and is then refused for what it is.
+    std::fs::copy(w.work().join("dep.dll"), w.work().join("plugins/dep.dll")).unwrap();
+    inspect()
+        .expect(4, "not a qlam plugin")
+        .lacks("os error 126");
+}
+
 /// What in-process code cannot survive, an isolated provider's child can: a write through
 /// a null pointer, `abort()`, a stack overflow and a call that never returns each end (or
 /// kill) only the child, named by the exception its exit status carries, and a
