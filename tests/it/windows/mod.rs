@@ -729,6 +729,45 @@ fn git_credential_helper_answers_a_crlf_request() {
     .lacks("password=");
 }
 
+/// Docker runs `docker-credential-qlam.exe get` (a link to qlam.exe, found by its name with
+/// the `.exe`), the registry on stdin; a CRLF after it is not part of the name.
+#[test]
+fn docker_credential_helper_by_its_exe_name() {
+    let Some(w) = Wine::new("docker") else {
+        return;
+    };
+    let config = w.write(
+        "docker.toml",
+        "current_context = \"w\"\n[contexts.w]\n[[contexts.w.auth_providers]]\nname = \"envtok\"\nprovider = \"token\"\nenv = \"QLAM_WINE_TOKEN\"\n[contexts.w.hosts]\n\"registry.example.com:5000\" = { provider = \"envtok\", username = \"robot\" }\n",
+    );
+    // Its own folder: the helper's name, and the bundled providers beside it.
+    let bin = w.work().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-qlam.exe");
+    std::fs::hard_link(w.build.bin.join("qlam.exe"), &helper).unwrap();
+    for e in std::fs::read_dir(&w.build.bin).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("qlam_provider_") && name.ends_with(".dll") {
+            std::fs::hard_link(e.path(), bin.join(&name)).unwrap();
+        }
+    }
+    let env = [
+        ("QLAM_CONFIG", config.to_str().unwrap()),
+        ("QLAM_WINE_TOKEN", "abc"),
+    ];
+    w.run_program_with(
+        &helper,
+        &env,
+        Some("registry.example.com:5000\r\n"),
+        &["get"],
+    )
+    .expect_stdout(
+        "{\"Secret\":\"abc\",\"ServerURL\":\"registry.example.com:5000\",\"Username\":\"robot\"}\n",
+    );
+    w.run_program_with(&helper, &env, Some("other.example.com\r\n"), &["get"])
+        .expect(1, "credentials not found in native keychain");
+}
+
 // --- Credential Manager ------------------------------------------------------------------
 
 #[test]

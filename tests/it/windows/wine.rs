@@ -435,11 +435,23 @@ impl Wine {
 
     /// Runs another Windows program to its end, in this prefix and folder.
     pub(super) fn run_program(&self, exe: &Path, args: &[&str]) -> Out {
+        self.run_program_with(exe, &[], None, args)
+    }
+
+    /// The same, with `env` added and `stdin` (or nothing) on stdin.
+    pub(super) fn run_program_with(
+        &self,
+        exe: &Path,
+        env: &[(&str, &str)],
+        stdin: Option<&str>,
+        args: &[&str],
+    ) -> Out {
         let mut c = Command::new(&self.build.wine);
         c.arg(exe).args(args);
         self.env(&mut c);
+        c.envs(env.iter().copied());
         let name = exe.file_name().unwrap_or_default().to_string_lossy();
-        Running::start(c, format!("{name} {}", args.join(" ")), None).finish()
+        Running::start(c, format!("{name} {}", args.join(" ")), stdin).finish()
     }
 
     /// Runs `qlam.exe ARGS` to its end, with `env` added and `stdin` (or nothing) on stdin.
