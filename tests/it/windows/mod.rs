@@ -681,6 +681,49 @@ fn token_and_basic_login_status_token_headers_logout() {
     .expect_stdout("from-env\n");
 }
 
+/// One login at a time across processes: the first `auth login` holds the entry's lock while
+/// it waits for its answers (and says who it is in `bas.lock-holder`: a Windows lock keeps
+/// others from reading the lock file itself); a second one waits, then finds the first's
+/// login and keeps it.
+#[test]
+fn a_second_login_waits_for_the_first_and_keeps_its_login() {
+    use std::io::Write;
+    let Some(w) = Wine::new("lock") else {
+        return;
+    };
+    let config = basic_config(&w);
+    let config = config.to_str().unwrap();
+    let args = ["--config", config, "auth", "login", "bas"];
+    let (first, mut answers) =
+        Running::start_waiting_for_input(w.qlam(&args), format!("qlam.exe {}", args.join(" ")));
+    let note = w.local_qlam().join("credentials/w/bas.lock-holder");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&note).is_ok_and(|t| t.ends_with(" login")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first login never noted itself in {}",
+            note.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = Running::start(
+        w.qlam(&args),
+        format!("qlam.exe {}", args.join(" ")),
+        Some("bob\nother\n"),
+    );
+    // Time for the second to start and find the lock taken (wine starts it in well under 1 s).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    answers.write_all(b"ann\nsecret\n").unwrap();
+    drop(answers);
+    first.finish().expect(0, "Logged in to `bas` as ann");
+    second.finish().expect(
+        0,
+        "another qlam process logged in to `bas` meanwhile; using its login",
+    );
+    w.run(&["--config", config, "auth", "headers", "bas"])
+        .expect_stdout("Authorization: Basic YW5uOnNlY3JldA==\n");
+}
+
 #[test]
 fn a_command_token_is_cached_and_served_from_the_answer_cache() {
     let Some(w) = Wine::new("answers") else {

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -539,37 +539,45 @@ pub(super) struct Running {
 
 impl Running {
     /// Starts `cmd`, `what` in messages.
-    pub(super) fn start(mut cmd: Command, what: String, stdin: Option<&str>) -> Running {
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what} under wine: {e}"));
-        if let Some(text) = stdin {
-            let mut pipe = child.stdin.take().unwrap();
+    pub(super) fn start(cmd: Command, what: String, stdin: Option<&str>) -> Running {
+        let (running, pipe) = Running::spawn(cmd, what, stdin.is_some());
+        if let (Some(text), Some(mut pipe)) = (stdin, pipe) {
             let text = text.to_owned();
             std::thread::spawn(move || {
                 let _ = pipe.write_all(text.as_bytes());
             });
         }
+        running
+    }
+
+    /// Starts `cmd` with its stdin a pipe the caller writes to (and closes) when it likes.
+    pub(super) fn start_waiting_for_input(cmd: Command, what: String) -> (Running, ChildStdin) {
+        let (running, pipe) = Running::spawn(cmd, what, true);
+        (running, pipe.expect("piped"))
+    }
+
+    fn spawn(mut cmd: Command, what: String, piped: bool) -> (Running, Option<ChildStdin>) {
+        cmd.stdin(if piped { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what} under wine: {e}"));
+        let pipe = child.stdin.take();
         let (stdout, stderr) = (Arc::default(), Arc::default());
         let readers = vec![
             collect(child.stdout.take().unwrap(), Arc::clone(&stdout)),
             collect(child.stderr.take().unwrap(), Arc::clone(&stderr)),
         ];
-        Running {
+        let running = Running {
             what,
             child,
             stdout,
             stderr,
             readers,
             started: Instant::now(),
-        }
+        };
+        (running, pipe)
     }
 
     pub(super) fn stderr_so_far(&self) -> String {
