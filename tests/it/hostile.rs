@@ -488,6 +488,11 @@ fn a_library_that_hangs_while_loading_is_refused_and_the_others_load() {
         &dir,
         &lib_name("qlam-fixture-hang-loader"),
     );
+    // Libraries of the same folder before and after it (a folder's libraries are opened one
+    // after the other on one thread: the ones after the stuck one go to a new thread).
+    let token = &crate::util::artifacts().token_lib;
+    install(token, &dir, &lib_name("aaa-before"));
+    install(token, &dir, &lib_name("zzz-after"));
     home.write_config("call_timeout_secs = 1\n");
     let r = qlam(&home, &dir, &["plugins", "list"]);
     r.ok();
@@ -498,6 +503,15 @@ fn a_library_that_hangs_while_loading_is_refused_and_the_others_load() {
         .unwrap_or_else(|| panic!("{}", r.stdout));
     assert!(line.starts_with("failed"), "{line}");
     assert!(line.contains("did not finish loading within 1 s"), "{line}");
+    for neighbour in ["aaa_before", "zzz_after"] {
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with("loaded") && l.contains(neighbour)),
+            "{neighbour} loads:\n{}",
+            r.stdout
+        );
+    }
     assert!(
         r.stdout.lines().filter(|l| l.starts_with("loaded")).count() >= 3,
         "the bundled plugins load:\n{}",

@@ -490,8 +490,55 @@ pub(crate) fn loading<T: Send + 'static>(
     limit: Duration,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
-    let _in_call = exit_watch::InCall::new(format!("plugin `{}`", path.display()), "loading");
+    let _in_call = exit_watch::InCall::new(loading_who(path), "loading");
     deadline::run(limit, deadline::Wait::Sleep, f)
+}
+
+/// [`loading`] for a list of libraries, one after the other on one thread
+/// ([`deadline::Each`]): each within `limit` of the one before.
+pub(crate) struct LoadingEach<T>(deadline::Each<std::path::PathBuf, T>);
+
+impl<T: Send + 'static> LoadingEach<T> {
+    pub(crate) fn start(
+        paths: Vec<std::path::PathBuf>,
+        limit: Duration,
+        f: impl Fn(&std::path::Path) -> T + Send + Sync + 'static,
+    ) -> LoadingEach<T> {
+        LoadingEach(deadline::Each::start(paths, limit, move |path| {
+            let _in_call = exit_watch::InCall::new(loading_who(path), "loading");
+            f(path)
+        }))
+    }
+
+    /// The library whose answer comes next.
+    pub(crate) fn peek(&self) -> Option<&std::path::Path> {
+        self.0.peek().map(|p| p.as_path())
+    }
+
+    /// The next library and its answer, `None` when it missed its deadline.
+    pub(crate) fn next_answer(&mut self) -> Option<(std::path::PathBuf, Option<T>)> {
+        let (path, answer) = self.0.next_answer()?;
+        if answer.is_none() {
+            // Its thread still holds its mark: an exit() from it now is no longer a call of
+            // ours, as with `loading`.
+            exit_watch::forget(&loading_who(&path));
+        }
+        Some((path, answer))
+    }
+}
+
+impl<T> Drop for LoadingEach<T> {
+    fn drop(&mut self) {
+        // Left unasked (the caller loaded them another way, or not at all): whatever the
+        // thread is still loading is not a call of ours when the process exits.
+        for path in self.0.stop() {
+            exit_watch::forget(&loading_who(path));
+        }
+    }
+}
+
+fn loading_who(path: &std::path::Path) -> String {
+    format!("plugin `{}`", path.display())
 }
 
 /// `30 s`, `1.5 s`: a deadline in messages.

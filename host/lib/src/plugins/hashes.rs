@@ -75,7 +75,7 @@ impl PluginHashes {
             let _ = crate::fsutil::ensure_private_dir(dir);
         }
         if let Ok(bytes) = serde_json::to_vec(&self.file) {
-            let _ = crate::fsutil::write_atomic(path, &bytes, Some(0o600));
+            let _ = crate::fsutil::write_cache(path, &bytes, Some(0o600));
         }
         self.dirty = false;
     }

@@ -173,7 +173,7 @@ impl PluginIndex {
             .path
             .parent()
             .map_or(Ok(()), crate::fsutil::ensure_private_dir)
-            .and_then(|()| crate::fsutil::write_atomic(&self.path, &bytes, Some(0o600)));
+            .and_then(|()| crate::fsutil::write_cache(&self.path, &bytes, Some(0o600)));
         match written {
             Ok(()) => self.dirty = false,
             // Only speed is lost.

@@ -36,24 +36,87 @@ pub(super) fn open_library_in_time(
     path: &Path,
     policy: &crate::plugins::trust::TrustPolicy,
     limit: Duration,
-) -> std::result::Result<Opened, (LoadError, bool)> {
+) -> OpenResult {
     let (p, pol) = (path.to_owned(), policy.clone());
-    let open = move || {
-        open_library(&p, &pol).map(|library| {
-            let described = library
-                .factories
-                .iter()
-                .map(|(_, f)| {
-                    f.description()
-                        .and_then(|d| Ok((d, f.capabilities()?)))
-                        .map(|(d, c)| (crate::boundary::validate::escape(&d).into_owned(), c))
-                        .map_err(|e| crate::boundary::registration_error(&e))
-                })
-                .collect();
-            Opened { library, described }
-        })
-    };
-    match crate::boundary::loading(path, limit, open) {
+    let answer = crate::boundary::loading(path, limit, move || {
+        open_and_describe(&p, &pol, &mut Default::default())
+    });
+    finish_opening(path, limit, answer)
+}
+
+/// What opening a library in time came to: the library, or why not and whether it missed
+/// its deadline.
+pub(super) type OpenResult = std::result::Result<Opened, (LoadError, bool)>;
+
+/// [`open_library_in_time`] for several libraries, opened one after the other on one thread
+/// ([`crate::boundary::LoadingEach`]): for discovery, where a hand-over per library cost a
+/// third of the time.
+pub(super) struct OpenEach {
+    each: crate::boundary::LoadingEach<std::result::Result<Opened, LoadError>>,
+    limit: Duration,
+}
+
+impl OpenEach {
+    pub(super) fn start(
+        paths: Vec<std::path::PathBuf>,
+        policy: &crate::plugins::trust::TrustPolicy,
+        limit: Duration,
+    ) -> OpenEach {
+        let policy = policy.clone();
+        // The folders that passed, for this scan. Taken out while a library loads, never
+        // locked through it: a thread left behind in a library that hangs must not keep the
+        // next thread from loading the others.
+        let folders = std::sync::Mutex::new(crate::plugins::trust::TrustedFolders::default());
+        OpenEach {
+            each: crate::boundary::LoadingEach::start(paths, limit, move |p| {
+                let shared = || folders.lock().unwrap_or_else(|e| e.into_inner());
+                let mut mine = std::mem::take(&mut *shared());
+                let opened = open_and_describe(p, &policy, &mut mine);
+                *shared() = mine;
+                opened
+            }),
+            limit,
+        }
+    }
+
+    /// `path`'s result when it is the next one; `None` (and nothing taken) otherwise.
+    pub(super) fn take(&mut self, path: &Path) -> Option<OpenResult> {
+        if self.each.peek() != Some(path) {
+            return None;
+        }
+        let (path, answer) = self.each.next_answer()?;
+        Some(finish_opening(&path, self.limit, answer))
+    }
+}
+
+/// The library and its types' descriptions: what runs on the loading thread.
+fn open_and_describe(
+    path: &Path,
+    policy: &crate::plugins::trust::TrustPolicy,
+    folders: &mut crate::plugins::trust::TrustedFolders,
+) -> std::result::Result<Opened, LoadError> {
+    open_library_in(path, policy, folders).map(|library| {
+        let described = library
+            .factories
+            .iter()
+            .map(|(_, f)| {
+                f.description()
+                    .and_then(|d| Ok((d, f.capabilities()?)))
+                    .map(|(d, c)| (crate::boundary::validate::escape(&d).into_owned(), c))
+                    .map_err(|e| crate::boundary::registration_error(&e))
+            })
+            .collect();
+        Opened { library, described }
+    })
+}
+
+/// The loading thread's answer (`None`: it missed the deadline) as the caller's result.
+fn finish_opening(
+    path: &Path,
+    limit: Duration,
+    answer: Option<std::result::Result<Opened, LoadError>>,
+) -> OpenResult {
+    match answer {
         // The loader's words can quote the library's own (its error, its type names).
         Some(r) => r.map_err(|mut e| {
             e.summary = crate::boundary::validate::escape(&e.summary).into_owned();
@@ -81,6 +144,15 @@ pub(crate) fn open_library(
     path: &Path,
     policy: &crate::plugins::trust::TrustPolicy,
 ) -> std::result::Result<qlam_plugin_api::ffi::LoadedLibrary, LoadError> {
+    open_library_in(path, policy, &mut Default::default())
+}
+
+/// [`open_library`], skipping the folder checks `folders` has seen pass.
+fn open_library_in(
+    path: &Path,
+    policy: &crate::plugins::trust::TrustPolicy,
+    folders: &mut crate::plugins::trust::TrustedFolders,
+) -> std::result::Result<qlam_plugin_api::ffi::LoadedLibrary, LoadError> {
     let refuse = |kind, summary| LoadError {
         path: path.to_owned(),
         kind,
@@ -88,7 +160,7 @@ pub(crate) fn open_library(
         detail: String::new(),
         api_version: None,
     };
-    let mut checked = crate::plugins::trust::check(path, policy).map_err(|s| {
+    let mut checked = crate::plugins::trust::check_in(path, policy, folders).map_err(|s| {
         let kind = if s == "is not a regular file" || s.starts_with("cannot be") {
             LoadErrorKind::Open
         } else {

@@ -77,8 +77,29 @@ fn who_can_write(mode: u32) -> &'static str {
     }
 }
 
+/// Folders that passed the checks, in one discovery: their checks are not repeated for the
+/// next library in them. Sound because a folder that passed can only be changed by you or
+/// root; kept for one scan of the search path only, so that a folder you loosen yourself is
+/// checked again by the next command (or the next scan of a long-running program).
+/// (Unix only: the Windows checks judge a folder by whether it holds the library or is
+/// further up, so a pass is not one fact about the folder.)
+#[derive(Debug, Default)]
+pub struct TrustedFolders(
+    #[cfg_attr(not(unix), allow(dead_code))] std::collections::HashSet<PathBuf>,
+);
+
 /// Checks `path`; `Err` is the one-line reason for refusing it.
+#[cfg(test)]
 pub fn check(path: &Path, policy: &TrustPolicy) -> Result<Checked, String> {
+    check_in(path, policy, &mut TrustedFolders::default())
+}
+
+/// [`check`], skipping the folders in `folders` and adding those that pass.
+pub fn check_in(
+    path: &Path,
+    policy: &TrustPolicy,
+    folders: &mut TrustedFolders,
+) -> Result<Checked, String> {
     let allow_symlinks = policy.allow_symlinks;
     if !path.is_absolute() {
         return Err("is not an absolute path".into());
@@ -133,7 +154,13 @@ pub fn check(path: &Path, policy: &TrustPolicy) -> Result<Checked, String> {
                 who_can_write(mode)
             ));
         }
+        let mut passed = Vec::new();
         for dir in real.ancestors().skip(1) {
+            if folders.0.contains(dir) {
+                // It passed, and so did everything above it.
+                break;
+            }
+            passed.push(dir.to_owned());
             let m = std::fs::metadata(dir)
                 .map_err(|e| format!("its folder `{}` cannot be read: {e}", dir.display()))?;
             if !owner_ok(m.uid()) {
@@ -153,9 +180,13 @@ pub fn check(path: &Path, policy: &TrustPolicy) -> Result<Checked, String> {
                 ));
             }
         }
+        folders.0.extend(passed);
     }
     #[cfg(windows)]
-    windows::check(&file, &real)?;
+    {
+        let _ = folders;
+        windows::check(&file, &real)?;
+    }
     // The hash is taken of the very descriptor that will be loaded.
     let pin = policy.pins.iter().find(|(p, _)| p == path);
     if pin.is_some() || policy.require_pinned {
@@ -240,6 +271,34 @@ mod tests {
                 .unwrap_err()
                 .starts_with("is owned by user 65534"));
         }
+    }
+
+    /// In one scan, a folder that passed is not checked again (only you or root could have
+    /// changed it since); a folder below it that did not pass still is, and the next scan
+    /// checks everything again.
+    #[test]
+    fn a_scan_checks_each_folder_once() {
+        let (dir, p) = setup();
+        let policy = TrustPolicy::default();
+        let mut scan = TrustedFolders::default();
+        assert!(check_in(&p, &policy, &mut scan).is_ok());
+        assert!(scan.0.contains(dir.path()) && scan.0.contains(Path::new("/")));
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let q = open.join("liby.so");
+        std::fs::copy(&p, &q).unwrap();
+        let e = check_in(&q, &policy, &mut scan).unwrap_err();
+        assert!(
+            e.contains("which is writable by its group and others"),
+            "{e}"
+        );
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(
+            check_in(&p, &policy, &mut scan).is_ok(),
+            "passed in this scan"
+        );
+        assert!(check_in(&p, &policy, &mut TrustedFolders::default()).is_err());
     }
 
     #[test]
