@@ -450,7 +450,7 @@ impl Registry {
 
     /// Scans the folders in order and loads every library in them. The libraries to open in
     /// this process are opened one after the other on one thread while the results are
-    /// registered here, in order ([`OpenEach`]).
+    /// registered here, in order.
     pub fn load_dirs(&mut self, dirs: &[PluginDir]) {
         for dir in dirs {
             match Self::list_dir(&dir.path) {
