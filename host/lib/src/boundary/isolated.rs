@@ -241,8 +241,9 @@ impl Read for DeadlineReader {
             // No waiting on an anonymous pipe with a timeout: a look, a millisecond's sleep,
             // another look (the loop in `wait_readable` keeps the deadline).
             move |ms: i32| {
-                if crate::sys::pipe_readable(handle)? || ms == 0 {
-                    return crate::sys::pipe_readable(handle);
+                let ready = crate::sys::pipe_readable(handle)?;
+                if ready || ms == 0 {
+                    return Ok(ready);
                 }
                 std::thread::sleep(Duration::from_millis(1));
                 crate::sys::pipe_readable(handle)
@@ -614,8 +615,10 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
         }
     }
     #[cfg(windows)]
-    if let Some(name) = status.code().and_then(|c| exception_name(c as u32)) {
-        let code = status.code().unwrap_or_default() as u32;
+    if let Some((code, name)) = status
+        .code()
+        .and_then(|c| exception_name(c as u32).map(|name| (c as u32, name)))
+    {
         return format!("its process ended with exception {code:#010X}, {name}");
     }
     match status.code() {

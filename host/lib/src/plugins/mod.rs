@@ -491,20 +491,28 @@ impl Registry {
     /// Whether [`Registry::load_file`] would open `path` (absolute) in this process: not
     /// loaded yet, not vouched for by the index, not to be looked at in a child.
     fn opens_in_process(&self, path: &Path) -> bool {
-        // Byte-wise: both sides come from `fsutil::absolute` (component-wise `Path` equality
-        // was 2 % of a cold discovery of 100 libraries).
-        if self
-            .libraries
+        self.position(path).is_none()
+            && self.indexed(path).1.is_none()
+            && !self.isolation.discover_in_child(path)
+    }
+
+    /// Where `path` (absolute) is in the libraries already looked at. Byte-wise: both sides
+    /// come from `fsutil::absolute` (component-wise `Path` equality was 2 % of a cold
+    /// discovery of 100 libraries).
+    fn position(&self, path: &Path) -> Option<usize> {
+        self.libraries
             .iter()
-            .any(|l| l.path.as_os_str() == path.as_os_str())
-        {
-            return false;
-        }
-        let indexed = std::fs::metadata(path)
+            .position(|l| l.path.as_os_str() == path.as_os_str())
+    }
+
+    /// The file's stamp, and what the index says of it if it is unchanged since.
+    fn indexed(&self, path: &Path) -> (Option<Stamp>, Option<&IndexedOutcome>) {
+        let stamp = std::fs::metadata(path)
             .ok()
             .filter(|m| m.is_file())
-            .and_then(|m| self.index.as_ref()?.lookup(path, Stamp::of(&m)));
-        indexed.is_none() && !self.isolation.discover_in_child(path)
+            .map(|m| Stamp::of(&m));
+        let indexed = stamp.and_then(|st| self.index.as_ref()?.lookup(path, st));
+        (stamp, indexed)
     }
 
     /// Loads one library file and registers its provider types.
@@ -515,26 +523,14 @@ impl Registry {
     /// [`Registry::load_file`], taking the library from `opening` when it has it next.
     fn load_file_with(&mut self, path: &Path, opening: Option<&mut OpenEach>) -> &LibraryReport {
         let path = crate::fsutil::absolute(path);
-        if let Some(i) = self
-            .libraries
-            .iter()
-            .position(|l| l.path.as_os_str() == path.as_os_str())
-        {
+        if let Some(i) = self.position(&path) {
             return &self.libraries[i];
         }
         // A file the index knows, unchanged since: its provider types are registered without
         // opening it (the library is opened when one of them is first used); a refused file
         // stays refused without being handed to the loader again.
-        let stamp = std::fs::metadata(&path)
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| Stamp::of(&m));
-        let indexed = stamp.and_then(|st| {
-            self.index
-                .as_ref()
-                .and_then(|i| i.lookup(&path, st))
-                .cloned()
-        });
+        let (stamp, indexed) = self.indexed(&path);
+        let indexed = indexed.cloned();
         let outcome = match indexed {
             Some(IndexedOutcome::Loaded {
                 api_version,
