@@ -517,6 +517,31 @@ fn a_library_that_hangs_while_loading_is_refused_and_the_others_load() {
         "the bundled plugins load:\n{}",
         r.stdout
     );
+    // Busy instead of asleep: the loading thread shares the caller's CPU while the caller
+    // waits (sys::OnThisCpu); a library spinning on it must not keep the caller from its
+    // deadline, nor the libraries after it from loading.
+    let mut spinning = home.qlam();
+    spinning
+        .env("QLAM_FIXTURE_HANG_SPIN", "1")
+        .arg("--plugin-dir")
+        .arg(&dir)
+        .args(["plugins", "list"]);
+    let r = crate::util::run_bounded(&mut spinning);
+    r.ok();
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("failed")
+            && l.contains("hang_loader")
+            && l.contains("did not finish loading within 1 s")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("loaded") && l.contains("zzz_after")),
+        "{}",
+        r.stdout
+    );
     // Isolated, its process is killed at the deadline.
     home.write_config("call_timeout_secs = 1\ndefault_isolation = \"process\"\n");
     let r = qlam(&home, &dir, &["plugins", "list"]);

@@ -136,7 +136,6 @@ pub(crate) fn print_table<const N: usize>(headers: &[&str; N], rows: &[[String; 
             widths[i] = widths[i].max(c.chars().count());
         }
     }
-    let mut out = std::io::stdout().lock();
     let line = |cells: Vec<&str>| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
@@ -148,8 +147,11 @@ pub(crate) fn print_table<const N: usize>(headers: &[&str; N], rows: &[[String; 
         }
         s.trim_end().to_owned()
     };
-    let _ = writeln!(out, "{}", line(headers.to_vec()));
+    // The whole table in one write (stdout writes line by line: 100 writes for 100 rows).
+    let mut table = line(headers.to_vec()) + "\n";
     for r in rows {
-        let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()));
+        table += &line(r.iter().map(String::as_str).collect());
+        table.push('\n');
     }
+    let _ = std::io::stdout().lock().write_all(table.as_bytes());
 }

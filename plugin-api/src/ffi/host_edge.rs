@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use abi_stable::library::{lib_header_from_path, LibraryError, RootModuleError};
+use abi_stable::library::{LibraryError, RootModuleError};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, Tuple2};
 use chrono::{DateTime, Utc};
@@ -111,7 +111,7 @@ impl FactoryHandle {
     /// factory lives for the rest of the process, like a plugin library's.
     pub fn in_process(factory: Box<dyn ProviderFactory>) -> FactoryHandle {
         FactoryHandle {
-            inner: Box::leak(Box::new(ffi_factory(factory, "(in-process)"))),
+            inner: Box::leak(Box::new(ffi_factory(factory, None))),
         }
     }
 
@@ -370,7 +370,15 @@ pub fn load_library_from(
         detail,
         api_version,
     };
-    let header = lib_header_from_path(load_path).map_err(|e| {
+    // One load of the library: its root module and its optional symbols through the same
+    // handle (a second load of the same file cost 6 µs a library at discovery).
+    let loaded = abi_stable::library::RawLibrary::load_at(load_path).and_then(|raw| {
+        // SAFETY: a plugin is never unloaded (`raw` is leaked below), so the header's
+        // `'static` references stay valid.
+        let header = unsafe { abi_stable::library::lib_header_from_raw_library(&raw) }?;
+        Ok((raw, header))
+    });
+    let (raw, header) = loaded.map_err(|e| {
         let detail = e.to_string();
         match e {
             LibraryError::GetSymbolError { .. } => fail(
@@ -394,13 +402,11 @@ pub fn load_library_from(
             _ => fail(LoadErrorKind::Open, format!("cannot be loaded: {}", first_line(&detail)), detail, None),
         }
     })?;
+    let raw: &'static abi_stable::library::RawLibrary = Box::leak(Box::new(raw));
     let version = header.version_strings().to_string();
     // abi_stable's layout check is most of what discovering a plugin costs; a library built
     // from the same qlam-plugin-api source as one already checked has the same layout.
-    // The library is loaded (and never unloaded): this only takes another reference to it,
-    // for its optional symbols, and runs no initialiser.
-    let raw = abi_stable::library::RawLibrary::load_at(load_path).ok();
-    let fingerprint = raw.as_ref().and_then(interface_fingerprint);
+    let fingerprint = interface_fingerprint(raw);
     let checked_before = fingerprint
         .as_ref()
         .is_some_and(|f| checked_interfaces().contains(f));
@@ -466,7 +472,7 @@ pub fn load_library_from(
         api_version: module.api_version().to_string(),
         factories,
         factory_errors,
-        set_log_sink: raw.as_ref().and_then(log_sink),
+        set_log_sink: log_sink(raw),
     })
 }
 

@@ -29,7 +29,7 @@ pub fn __plugin_module(make: fn() -> Vec<Box<dyn ProviderFactory>>) -> PluginMod
     let boxes: Vec<FfiFactoryBox> = make()
         .into_iter()
         .enumerate()
-        .map(|(i, f)| ffi_factory(f, &format!("#{}", i + 1)))
+        .map(|(i, f)| ffi_factory(f, Some(i + 1)))
         .collect();
     let factories: &'static [FfiFactoryBox] = Box::leak(boxes.into_boxed_slice());
     PluginMod {
@@ -64,13 +64,14 @@ fn unsupported(who: &dyn fmt::Display, what: &str) -> Error {
 }
 
 /// A provider type in messages: its name, or its position in the library's list when its
-/// `name` panicked.
-struct TypeLabel<'a>(&'a Result<String, String>);
+/// `name` panicked (`None`: registered in process, not from a list).
+struct TypeLabel<'a>(&'a Result<String, Option<usize>>);
 impl fmt::Display for TypeLabel<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             Ok(name) => write!(f, "provider type `{name}`"),
-            Err(position) => write!(f, "provider type {position}"),
+            Err(Some(position)) => write!(f, "provider type #{position}"),
+            Err(None) => write!(f, "provider type (in-process)"),
         }
     }
 }
@@ -103,13 +104,16 @@ impl<T> DropGuard<T> {
 struct FactoryAdapter {
     inner: DropGuard<Box<dyn ProviderFactory>>,
     /// The type name for messages, read once; a factory whose `name` panics is labelled by
-    /// its position instead.
-    label: Result<String, String>,
+    /// its position instead. (The position is formatted only then: formatting it for every
+    /// library at discovery touched two more pages of each library's code.)
+    label: Result<String, Option<usize>>,
 }
 
-pub(super) fn ffi_factory(factory: Box<dyn ProviderFactory>, position: &str) -> FfiFactoryBox {
-    let label = catch_unwind(AssertUnwindSafe(|| factory.name().to_owned()))
-        .map_err(|_| position.to_owned());
+pub(super) fn ffi_factory(
+    factory: Box<dyn ProviderFactory>,
+    position: Option<usize>,
+) -> FfiFactoryBox {
+    let label = catch_unwind(AssertUnwindSafe(|| factory.name().to_owned())).map_err(|_| position);
     FfiFactory_TO::from_value(
         FactoryAdapter {
             inner: DropGuard(Some(factory)),

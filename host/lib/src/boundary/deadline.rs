@@ -124,6 +124,10 @@ pub(crate) struct Each<I, T> {
     left: std::collections::VecDeque<I>,
     /// What the current thread has done.
     shared: std::sync::Arc<Shared<T>>,
+    /// The caller and the thread on one CPU while the caller waits for the thread's answers
+    /// (`sys::OnThisCpu`); let go once they are all in, or when an item misses its deadline
+    /// (a stuck thread may be spinning on that CPU).
+    pinned: Option<crate::sys::OnThisCpu>,
 }
 
 struct Shared<T> {
@@ -148,12 +152,14 @@ impl<I: Clone + Send + Sync + 'static, T: Send + 'static> Each<I, T> {
         work: impl Fn(&I) -> T + Send + Sync + 'static,
     ) -> Each<I, T> {
         let work: std::sync::Arc<dyn Fn(&I) -> T + Send + Sync> = std::sync::Arc::new(work);
+        let pinned = Some(crate::sys::OnThisCpu::pin());
         let shared = Self::spawn(items.clone(), &work);
         Each {
             limit,
             work,
             left: items.into(),
             shared,
+            pinned,
         }
     }
 
@@ -209,6 +215,9 @@ impl<I: Clone + Send + Sync + 'static, T: Send + 'static> Each<I, T> {
             .unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(answer) = p.answers.pop_front() {
+                if self.left.is_empty() {
+                    self.pinned = None;
+                }
                 return match answer {
                     Ok(v) => Some((item, Some(v))),
                     Err(panic) => resume_unwind(panic),
@@ -221,6 +230,7 @@ impl<I: Clone + Send + Sync + 'static, T: Send + 'static> Each<I, T> {
                 Some(started) if now >= started + self.limit => {
                     p.abandoned = true;
                     drop(p);
+                    self.pinned = None;
                     self.shared = Self::spawn(self.left.iter().cloned().collect(), &self.work);
                     return Some((item, None));
                 }

@@ -107,13 +107,20 @@ pub fn fuzz_index(bytes: &[u8]) {
     let Ok(file) = serde_json::from_slice::<File>(bytes) else {
         return;
     };
-    let index = PluginIndex {
+    let mut index = PluginIndex {
         path: PathBuf::new(),
         file,
         dirty: false,
+        present: Default::default(),
     };
-    for (path, entry) in &index.file.entries {
-        assert!(index.lookup(path, entry.stamp).is_some());
+    let paths: Vec<(PathBuf, Stamp)> = index
+        .file
+        .entries
+        .iter()
+        .map(|(p, e)| (p.clone(), e.stamp))
+        .collect();
+    for (path, stamp) in paths {
+        assert!(index.lookup(&path, stamp).is_some());
     }
     let _ = serde_json::to_vec(&index.file);
 }
@@ -124,6 +131,9 @@ pub struct PluginIndex {
     path: PathBuf,
     file: File,
     dirty: bool,
+    /// The files looked up or inserted since it was read: the caller stamped them, so they
+    /// exist, and saving need not look for them again.
+    present: std::collections::HashSet<PathBuf>,
 }
 
 impl PluginIndex {
@@ -141,11 +151,14 @@ impl PluginIndex {
             path,
             file,
             dirty: false,
+            present: Default::default(),
         }
     }
 
-    /// The outcome remembered for `path`, if the file is unchanged.
-    pub fn lookup(&self, path: &Path, stamp: Stamp) -> Option<&IndexedOutcome> {
+    /// The outcome remembered for `path` (a file that exists: `stamp` is its stamp now), if
+    /// the file is unchanged.
+    pub fn lookup(&mut self, path: &Path, stamp: Stamp) -> Option<&IndexedOutcome> {
+        self.present.insert(path.to_owned());
         self.file
             .entries
             .get(path)
@@ -155,6 +168,7 @@ impl PluginIndex {
 
     /// Remembers an outcome.
     pub fn insert(&mut self, path: PathBuf, stamp: Stamp, outcome: IndexedOutcome) {
+        self.present.insert(path.clone());
         self.file.entries.insert(path, Entry { stamp, outcome });
         self.dirty = true;
     }
@@ -162,7 +176,10 @@ impl PluginIndex {
     /// Writes the index back if it changed, dropping entries of files that are gone.
     pub fn save(&mut self) {
         let before = self.file.entries.len();
-        self.file.entries.retain(|p, _| p.exists());
+        let present = &self.present;
+        self.file
+            .entries
+            .retain(|p, _| present.contains(p) || p.exists());
         if !self.dirty && before == self.file.entries.len() {
             return;
         }

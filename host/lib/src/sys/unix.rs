@@ -97,3 +97,44 @@ pub(crate) fn take_standard_streams() -> io::Result<(File, File)> {
         Ok((File::from_raw_fd(input), File::from_raw_fd(output)))
     }
 }
+
+/// See `sys::OnThisCpu`.
+#[cfg(target_os = "linux")]
+pub(crate) struct OnThisCpu {
+    /// The thread, and the CPUs it was allowed before (`None`: nothing was changed).
+    before: Option<(libc::pid_t, libc::cpu_set_t)>,
+}
+
+#[cfg(target_os = "linux")]
+impl OnThisCpu {
+    pub(crate) fn pin() -> OnThisCpu {
+        // SAFETY: gettid(2) and sched_getcpu(3) have no preconditions; the cpu_set_t values
+        // are plain bit sets on the stack, of the size passed.
+        let before = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
+            let cpu = libc::sched_getcpu();
+            let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            if cpu < 0 || libc::sched_getaffinity(tid, size, &mut allowed) != 0 {
+                None
+            } else {
+                let mut one: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu as usize, &mut one);
+                (libc::sched_setaffinity(tid, size, &one) == 0).then_some((tid, allowed))
+            }
+        };
+        OnThisCpu { before }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for OnThisCpu {
+    fn drop(&mut self) {
+        if let Some((tid, allowed)) = self.before.take() {
+            // SAFETY: a cpu_set_t sched_getaffinity filled, of the size passed.
+            unsafe {
+                libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &allowed);
+            }
+        }
+    }
+}
