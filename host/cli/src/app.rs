@@ -74,6 +74,8 @@ impl Ctx {
     pub(crate) fn client(&self, no_browser: bool) -> Result<AuthClient, Error> {
         let mut b =
             AuthClient::builder().interaction(Arc::new(qlam_host::Terminal::new(no_browser)));
+        // A command is a short-lived process: see the builder's note.
+        b = b.load_plugins_on_one_cpu();
         if let Some(c) = &self.cli.config {
             b = b.config_file(c);
         }

@@ -29,7 +29,9 @@ pub(crate) fn config_cmd(ctx: &Ctx, cmd: &ConfigCommand) -> Result<Exit, Error> 
         }
         ConfigCommand::Validate => {
             let config = load_config_file(ctx)?;
-            let client = AuthClient::builder().config(config.clone());
+            let client = AuthClient::builder()
+                .config(config.clone())
+                .load_plugins_on_one_cpu();
             let client = ctx
                 .cli
                 .plugin_dirs

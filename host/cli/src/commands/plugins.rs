@@ -29,7 +29,9 @@ pub(crate) fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<Exit, Error> {
                         "warning: {}; listing plugins without the context's plugin_dirs",
                         e.message()
                     );
-                    let mut b = AuthClient::builder().config(Config::default());
+                    let mut b = AuthClient::builder()
+                        .config(Config::default())
+                        .load_plugins_on_one_cpu();
                     for d in &ctx.cli.plugin_dirs {
                         b = b.plugin_dir(d);
                     }

@@ -124,9 +124,10 @@ pub(crate) struct Each<I, T> {
     left: std::collections::VecDeque<I>,
     /// What the current thread has done.
     shared: std::sync::Arc<Shared<T>>,
-    /// The caller and the thread on one CPU while the caller waits for the thread's answers
-    /// (`sys::OnThisCpu`); let go once they are all in, or when an item misses its deadline
-    /// (a stuck thread may be spinning on that CPU).
+    /// With `one_cpu`: the caller and the thread kept on one CPU (`sys::OnThisCpu`) from
+    /// the start until the caller has taken the last answer, or until an item misses its
+    /// deadline (a stuck thread may be busy on that CPU; the thread for the rest is not
+    /// kept there). The thread itself stays there, and so do the threads its work starts.
     pinned: Option<crate::sys::OnThisCpu>,
 }
 
@@ -149,10 +150,11 @@ impl<I: Clone + Send + Sync + 'static, T: Send + 'static> Each<I, T> {
     pub(crate) fn start(
         items: Vec<I>,
         limit: Duration,
+        one_cpu: bool,
         work: impl Fn(&I) -> T + Send + Sync + 'static,
     ) -> Each<I, T> {
         let work: std::sync::Arc<dyn Fn(&I) -> T + Send + Sync> = std::sync::Arc::new(work);
-        let pinned = Some(crate::sys::OnThisCpu::pin());
+        let pinned = one_cpu.then(crate::sys::OnThisCpu::pin);
         let shared = Self::spawn(items.clone(), &work);
         Each {
             limit,
@@ -383,6 +385,7 @@ mod tests {
         let mut each = Each::start(
             vec![1u32, 2, 0, 3, 4],
             Duration::from_millis(200),
+            false,
             move |&n| {
                 if n == 0 {
                     let _ = stuck.lock().unwrap().recv();
@@ -413,9 +416,55 @@ mod tests {
         assert_eq!(thread(3), thread(4));
         assert_ne!(thread(1), thread(3), "a new thread after the stuck item");
 
-        let mut each = Each::start(vec![1u32], Duration::from_secs(10), |_| -> u32 {
+        let mut each = Each::start(vec![1u32], Duration::from_secs(10), false, |_| -> u32 {
             panic!("host bug")
         });
         assert!(catch_unwind(AssertUnwindSafe(|| each.next_answer())).is_err());
+    }
+
+    /// How many CPUs the calling thread may run on.
+    #[cfg(target_os = "linux")]
+    fn cpus_allowed() -> u32 {
+        // SAFETY: a cpu_set_t on the stack, of the size passed; 0 is the calling thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(
+                libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+                0
+            );
+            libc::CPU_COUNT(&set) as u32
+        }
+    }
+
+    /// `one_cpu`: the thread runs on one CPU (where the machine lets this test run on more);
+    /// the caller gets its CPUs back after the last answer, and at once when an item misses
+    /// its deadline, and the thread for the rest is not kept on one.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn each_on_one_cpu_gives_the_caller_its_cpus_back() {
+        let before = cpus_allowed();
+        let mut each = Each::start(vec![1u32, 2], Duration::from_secs(10), true, |_| {
+            cpus_allowed()
+        });
+        let mut seen = Vec::new();
+        while let Some((_, answer)) = each.next_answer() {
+            seen.push(answer.unwrap());
+        }
+        assert_eq!(seen, [1, 1]);
+        assert_eq!(cpus_allowed(), before, "given back after the last answer");
+
+        let (_keep, stuck) = mpsc::channel::<()>();
+        let stuck = Mutex::new(stuck);
+        let mut each = Each::start(vec![0u32, 1], Duration::from_millis(200), true, move |&n| {
+            if n == 0 {
+                let _ = stuck.lock().unwrap().recv();
+            }
+            cpus_allowed()
+        });
+        assert_eq!(each.next_answer(), Some((0, None)));
+        assert_eq!(cpus_allowed(), before, "given back when an item is late");
+        assert_eq!(each.next_answer(), Some((1, Some(before))));
+        drop(each);
+        assert_eq!(cpus_allowed(), before);
     }
 }

@@ -499,12 +499,14 @@ pub(crate) fn loading<T: Send + 'static>(
 pub(crate) struct LoadingEach<T>(deadline::Each<std::path::PathBuf, T>);
 
 impl<T: Send + 'static> LoadingEach<T> {
+    /// `one_cpu`: see [`deadline::Each`].
     pub(crate) fn start(
         paths: Vec<std::path::PathBuf>,
         limit: Duration,
+        one_cpu: bool,
         f: impl Fn(&std::path::Path) -> T + Send + Sync + 'static,
     ) -> LoadingEach<T> {
-        LoadingEach(deadline::Each::start(paths, limit, move |path| {
+        LoadingEach(deadline::Each::start(paths, limit, one_cpu, move |path| {
             let _in_call = exit_watch::InCall::new(loading_who(path), "loading");
             f(path)
         }))

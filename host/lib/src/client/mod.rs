@@ -145,6 +145,8 @@ pub struct AuthClient {
     search: SearchInputs,
     search_path: OnceLock<Vec<PluginDir>>,
     plugin_index: Option<PathBuf>,
+    /// [`AuthClientBuilder::load_plugins_on_one_cpu`].
+    loading_on_one_cpu: bool,
     pending_factories: Mutex<Option<Vec<Box<dyn ProviderFactory>>>>,
     registry: OnceLock<Registry>,
     secrets: Arc<Secrets>,
@@ -223,6 +225,7 @@ impl AuthClient {
     }
 
     fn configure(&self, registry: &mut Registry) {
+        registry.set_loading_on_one_cpu(self.loading_on_one_cpu);
         registry.set_trust(crate::plugins::trust::TrustPolicy {
             allow_symlinks: self.config.allow_symlink_plugins,
             pins: self.config.trusted_plugins.clone(),

@@ -158,7 +158,9 @@ impl PluginIndex {
     /// The outcome remembered for `path` (a file that exists: `stamp` is its stamp now), if
     /// the file is unchanged.
     pub fn lookup(&mut self, path: &Path, stamp: Stamp) -> Option<&IndexedOutcome> {
-        self.present.insert(path.to_owned());
+        if !self.present.contains(path) {
+            self.present.insert(path.to_owned());
+        }
         self.file
             .entries
             .get(path)
@@ -176,7 +178,9 @@ impl PluginIndex {
     /// Writes the index back if it changed, dropping entries of files that are gone.
     pub fn save(&mut self) {
         let before = self.file.entries.len();
-        let present = &self.present;
+        // Seen by the caller since the last save: no need to look for them again (once more
+        // for every indexed library on every command).
+        let present = std::mem::take(&mut self.present);
         self.file
             .entries
             .retain(|p, _| present.contains(p) || p.exists());

@@ -57,10 +57,12 @@ pub(super) struct OpenEach {
 }
 
 impl OpenEach {
+    /// `one_cpu`: see [`crate::plugins::Registry::set_loading_on_one_cpu`].
     pub(super) fn start(
         paths: Vec<std::path::PathBuf>,
         policy: &crate::plugins::trust::TrustPolicy,
         limit: Duration,
+        one_cpu: bool,
     ) -> OpenEach {
         let policy = policy.clone();
         // The folders that passed, for this scan. Taken out while a library loads, never
@@ -68,7 +70,7 @@ impl OpenEach {
         // next thread from loading the others.
         let folders = std::sync::Mutex::new(crate::plugins::trust::TrustedFolders::default());
         OpenEach {
-            each: crate::boundary::LoadingEach::start(paths, limit, move |p| {
+            each: crate::boundary::LoadingEach::start(paths, limit, one_cpu, move |p| {
                 let shared = || folders.lock().unwrap_or_else(|e| e.into_inner());
                 let mut mine = std::mem::take(&mut *shared());
                 let opened = open_and_describe(p, &policy, &mut mine);

@@ -243,6 +243,8 @@ pub struct Registry {
     isolation: IsolationRules,
     /// The child processes of isolated libraries (started on first use).
     children: std::collections::HashMap<PathBuf, Arc<IsolatedLibrary>>,
+    /// See [`Registry::set_loading_on_one_cpu`].
+    loading_on_one_cpu: bool,
 }
 
 impl Default for Registry {
@@ -258,6 +260,7 @@ impl Default for Registry {
             load_timeout: crate::boundary::DEFAULT_CALL_TIMEOUT,
             isolation: IsolationRules::default(),
             children: Default::default(),
+            loading_on_one_cpu: false,
         }
     }
 }
@@ -280,6 +283,15 @@ impl Registry {
     /// default is 30 s (`call_timeout_secs` at the top of the configuration).
     pub fn set_load_timeout(&mut self, limit: Duration) {
         self.load_timeout = limit;
+    }
+
+    /// While a folder's libraries load on their loading thread, keep that thread and the
+    /// caller on one CPU (Linux; `sys::OnThisCpu`): for short-lived programs (the CLI), not
+    /// for programs that live on, since the threads a library starts while loading stay on
+    /// that CPU. Not for a folder with a library that is discovered in a child process (the
+    /// child would inherit it).
+    pub(crate) fn set_loading_on_one_cpu(&mut self, on: bool) {
+        self.loading_on_one_cpu = on;
     }
 
     /// An empty registry that remembers what each library exports in the index at `path`,
@@ -479,8 +491,13 @@ impl Registry {
                         .filter(|(f, stamp)| self.opens_in_process(f, *stamp))
                         .map(|(f, _)| f.clone())
                         .collect();
-                    let mut opening = (to_open.len() > 1)
-                        .then(|| OpenEach::start(to_open, &self.policy, self.load_timeout));
+                    let one_cpu = self.loading_on_one_cpu
+                        && !files
+                            .iter()
+                            .any(|(f, _)| self.isolation.discover_in_child(f));
+                    let mut opening = (to_open.len() > 1).then(|| {
+                        OpenEach::start(to_open, &self.policy, self.load_timeout, one_cpu)
+                    });
                     for (f, stamp) in files {
                         self.load_file_with(&f, stamp, opening.as_mut());
                     }

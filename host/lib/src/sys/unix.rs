@@ -101,39 +101,65 @@ pub(crate) fn take_standard_streams() -> io::Result<(File, File)> {
 /// See `sys::OnThisCpu`.
 #[cfg(target_os = "linux")]
 pub(crate) struct OnThisCpu {
-    /// The thread, and the CPUs it was allowed before (`None`: nothing was changed).
-    before: Option<(libc::pid_t, libc::cpu_set_t)>,
+    /// The CPUs the thread was allowed before, and the one it was kept on (`None`: nothing
+    /// was changed).
+    before: Option<(libc::cpu_set_t, usize)>,
+    /// Affinity belongs to a thread: this is dropped on the thread that made it.
+    _this_thread: std::marker::PhantomData<*const ()>,
 }
 
 #[cfg(target_os = "linux")]
 impl OnThisCpu {
     pub(crate) fn pin() -> OnThisCpu {
-        // SAFETY: gettid(2) and sched_getcpu(3) have no preconditions; the cpu_set_t values
-        // are plain bit sets on the stack, of the size passed.
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: sched_getscheduler(2) and sched_getcpu(3) have no preconditions; the
+        // cpu_set_t values are plain bit sets on the stack, of the size passed; 0 is the
+        // calling thread.
         let before = unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
+            let policy = libc::sched_getscheduler(0) & !libc::SCHED_RESET_ON_FORK;
             let cpu = libc::sched_getcpu();
             let mut allowed: libc::cpu_set_t = std::mem::zeroed();
-            let size = std::mem::size_of::<libc::cpu_set_t>();
-            if cpu < 0 || libc::sched_getaffinity(tid, size, &mut allowed) != 0 {
+            // A real-time caller is left alone: a loading thread busy at its priority on the
+            // shared CPU would never let it run to see the deadline.
+            let ordinary = [libc::SCHED_OTHER, libc::SCHED_BATCH, libc::SCHED_IDLE];
+            if !ordinary.contains(&policy)
+                || cpu < 0
+                || libc::sched_getaffinity(0, size, &mut allowed) != 0
+            {
                 None
             } else {
                 let mut one: libc::cpu_set_t = std::mem::zeroed();
                 libc::CPU_SET(cpu as usize, &mut one);
-                (libc::sched_setaffinity(tid, size, &one) == 0).then_some((tid, allowed))
+                (libc::sched_setaffinity(0, size, &one) == 0).then_some((allowed, cpu as usize))
             }
         };
-        OnThisCpu { before }
+        OnThisCpu {
+            before,
+            _this_thread: std::marker::PhantomData,
+        }
     }
 }
 
 #[cfg(target_os = "linux")]
 impl Drop for OnThisCpu {
     fn drop(&mut self) {
-        if let Some((tid, allowed)) = self.before.take() {
-            // SAFETY: a cpu_set_t sched_getaffinity filled, of the size passed.
-            unsafe {
-                libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &allowed);
+        let Some((allowed, cpu)) = self.before.take() else {
+            return;
+        };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: cpu_set_t values on the stack, of the size passed; 0 is the calling thread
+        // (the one that pinned itself: this type is not `Send`).
+        unsafe {
+            let mut now: libc::cpu_set_t = std::mem::zeroed();
+            // Give back only what was taken: a change made meanwhile (taskset) stands.
+            let unchanged = libc::sched_getaffinity(0, size, &mut now) == 0
+                && libc::CPU_COUNT(&now) == 1
+                && libc::CPU_ISSET(cpu, &now);
+            if unchanged && libc::sched_setaffinity(0, size, &allowed) != 0 {
+                tracing::debug!(
+                    "cannot give this thread its CPUs back: {}",
+                    io::Error::last_os_error()
+                );
             }
         }
     }
