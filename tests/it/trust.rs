@@ -96,6 +96,40 @@ fn a_group_writable_folder_or_file_is_refused_before_loading() {
     refused(&c, &c.dir, "is writable by its group (mode 664)");
 }
 
+/// The index vouches for a library by its file's stamp (size, mtime, inode), which a chmod,
+/// or a folder made writable, does not change: `plugins list` puts a library the index
+/// vouched for through the trust checks again and shows it refused, as a command opening it
+/// would be — without loading it.
+#[test]
+fn a_library_made_writable_after_it_was_indexed_is_listed_as_refused() {
+    let c = case();
+    loaded(&c, &c.dir);
+    std::fs::remove_file(&c.marker).unwrap();
+    std::fs::set_permissions(&c.lib, std::fs::Permissions::from_mode(0o664)).unwrap();
+    refused(&c, &c.dir, "is writable by its group (mode 664)");
+    std::fs::set_permissions(&c.lib, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&c.dir, std::fs::Permissions::from_mode(0o775)).unwrap();
+    refused(
+        &c,
+        &c.dir,
+        &format!(
+            "is in folder `{}`, which is writable by its group (mode 775)",
+            c.dir.display()
+        ),
+    );
+    // Put right: listed as loaded again, still from the index (its constructor did not run).
+    std::fs::set_permissions(&c.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = list(&c, &c.dir);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("loaded") && l.contains("libmarker.so")),
+        "{}",
+        r.stdout
+    );
+    assert!(!c.marker.exists(), "listed from the index, not loaded");
+}
+
 #[test]
 fn a_world_writable_parent_is_refused_before_loading() {
     let c = case();

@@ -40,6 +40,9 @@ pub(crate) fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<Exit, Error> {
                 Err(e) => return Err(e),
             };
             let registry = client.registry();
+            // What a command would find: a library the index vouched for is checked against
+            // the trust rules again (a chmod since does not change the file's stamp).
+            let libraries = registry.libraries_checked();
             let pins = &client.config().trusted_plugins;
             let mut hashes = PluginHashes::open(PluginHashes::default_path());
             let mut pin_of = |path: &std::path::Path| {
@@ -51,8 +54,7 @@ pub(crate) fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<Exit, Error> {
                 (sha, pinned)
             };
             if ctx.json() {
-                let libraries: Vec<Value> = registry
-                    .libraries()
+                let libraries: Vec<Value> = libraries
                     .iter()
                     .map(|l| library_json(l, pin_of(&l.path)))
                     .collect();
@@ -85,8 +87,7 @@ pub(crate) fn plugins(ctx: &Ctx, cmd: &PluginsCommand) -> Result<Exit, Error> {
                     );
                 }
                 eprint!("{notes}");
-                let rows: Vec<[String; 6]> = registry
-                    .libraries()
+                let rows: Vec<[String; 6]> = libraries
                     .iter()
                     .map(|l| {
                         let (sha, pinned) = pin_of(&l.path);

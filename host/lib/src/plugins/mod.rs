@@ -236,7 +236,9 @@ pub struct Registry {
     libraries: Vec<LibraryReport>,
     duplicates: Vec<Duplicate>,
     diagnostics: Vec<Diagnostic>,
-    loaded_paths: HashSet<PathBuf>,
+    /// The libraries this registry opened (in this process or a child), and so put through
+    /// the trust checks; the others it registered from the index.
+    opened: HashSet<PathBuf>,
     index: Option<PluginIndex>,
     policy: crate::plugins::trust::TrustPolicy,
     load_timeout: Duration,
@@ -254,7 +256,7 @@ impl Default for Registry {
             libraries: Vec::new(),
             duplicates: Vec::new(),
             diagnostics: Vec::new(),
-            loaded_paths: HashSet::new(),
+            opened: HashSet::new(),
             index: None,
             policy: crate::plugins::trust::TrustPolicy::default(),
             load_timeout: crate::boundary::DEFAULT_CALL_TIMEOUT,
@@ -668,7 +670,7 @@ impl Registry {
                         (Err(e), _) | (Ok(()), Err(e)) => errors.push(e),
                     }
                 }
-                self.loaded_paths.insert(path.to_owned());
+                self.opened.insert(path.to_owned());
                 let outcome = LibraryOutcome::Loaded {
                     api_version: crate::boundary::validate::escape(&lib.api_version).into_owned(),
                     provider_types: types.iter().map(|t| t.name.clone()).collect(),
@@ -777,6 +779,7 @@ impl Registry {
             self.add_indexed(&indexed, &lib, Origin::Library(path.to_owned()));
             types.push(indexed);
         }
+        self.opened.insert(path.to_owned());
         let outcome = LibraryOutcome::Loaded {
             api_version: crate::boundary::validate::escape(&ready.api_version).into_owned(),
             provider_types: types.iter().map(|t| t.name.clone()).collect(),
@@ -805,6 +808,38 @@ impl Registry {
     /// Every library tried, in order.
     pub fn libraries(&self) -> &[LibraryReport] {
         &self.libraries
+    }
+
+    /// [`Registry::libraries`], where each library registered from the index without being
+    /// opened is put through the trust checks again (ownership, permissions, links, pins):
+    /// the index notices a changed file, not a `chmod`, a `chown` or a folder made writable
+    /// since, and such a library would be refused when a command opens it. One that fails
+    /// them now is reported refused, as that command would report it. Nothing is loaded.
+    pub fn libraries_checked(&self) -> Vec<LibraryReport> {
+        let mut folders = crate::plugins::trust::TrustedFolders::default();
+        self.libraries
+            .iter()
+            .map(|l| {
+                let from_index = matches!(l.outcome, LibraryOutcome::Loaded { .. })
+                    && !self.opened.contains(&l.path);
+                let refusal = from_index
+                    .then(|| crate::plugins::trust::check_in(&l.path, &self.policy, &mut folders))
+                    .and_then(|checked| checked.err());
+                match (refusal, &l.outcome) {
+                    (Some(summary), LibraryOutcome::Loaded { api_version, .. }) => LibraryReport {
+                        path: l.path.clone(),
+                        outcome: LibraryOutcome::Refused(LoadError {
+                            path: l.path.clone(),
+                            kind: LoadErrorKind::Untrusted,
+                            summary,
+                            detail: String::new(),
+                            api_version: Some(api_version.clone()),
+                        }),
+                    },
+                    _ => l.clone(),
+                }
+            })
+            .collect()
     }
 
     /// Provider types found more than once.
