@@ -503,15 +503,18 @@ fn a_library_that_hangs_while_loading_is_refused_and_the_others_load() {
         .unwrap_or_else(|| panic!("{}", r.stdout));
     assert!(line.starts_with("failed"), "{line}");
     assert!(line.contains("did not finish loading within 1 s"), "{line}");
-    for neighbour in ["aaa_before", "zzz_after"] {
-        assert!(
-            r.stdout
-                .lines()
-                .any(|l| l.starts_with("loaded") && l.contains(neighbour)),
-            "{neighbour} loads:\n{}",
-            r.stdout
-        );
-    }
+    let neighbours_load = |r: &Run| {
+        for neighbour in ["aaa_before", "zzz_after"] {
+            assert!(
+                r.stdout
+                    .lines()
+                    .any(|l| l.starts_with("loaded") && l.contains(neighbour)),
+                "{neighbour} loads:\n{}",
+                r.stdout
+            );
+        }
+    };
+    neighbours_load(&r);
     assert!(
         r.stdout.lines().filter(|l| l.starts_with("loaded")).count() >= 3,
         "the bundled plugins load:\n{}",
@@ -537,15 +540,7 @@ fn a_library_that_hangs_while_loading_is_refused_and_the_others_load() {
         "{}",
         r.stdout
     );
-    for neighbour in ["aaa_before", "zzz_after"] {
-        assert!(
-            r.stdout
-                .lines()
-                .any(|l| l.starts_with("loaded") && l.contains(neighbour)),
-            "{neighbour} loads:\n{}",
-            r.stdout
-        );
-    }
+    neighbours_load(&r);
     // Isolated, its process is killed at the deadline.
     home.write_config("call_timeout_secs = 1\ndefault_isolation = \"process\"\n");
     let r = qlam(&home, &dir, &["plugins", "list"]);

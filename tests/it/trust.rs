@@ -82,18 +82,26 @@ fn a_library_that_passes_is_loaded_and_its_constructor_runs() {
 #[test]
 fn a_group_writable_folder_or_file_is_refused_before_loading() {
     let c = case();
-    std::fs::set_permissions(&c.dir, std::fs::Permissions::from_mode(0o775)).unwrap();
+    refused_while_group_writable(&c);
+}
+
+/// The folder made group-writable, then the file: each refused with its reason (and the
+/// constructor never run); each put right after.
+fn refused_while_group_writable(c: &Case) {
+    let mode = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    mode(&c.dir, 0o775).unwrap();
     refused(
-        &c,
+        c,
         &c.dir,
         &format!(
             "is in folder `{}`, which is writable by its group (mode 775)",
             c.dir.display()
         ),
     );
-    std::fs::set_permissions(&c.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&c.lib, std::fs::Permissions::from_mode(0o664)).unwrap();
-    refused(&c, &c.dir, "is writable by its group (mode 664)");
+    mode(&c.dir, 0o755).unwrap();
+    mode(&c.lib, 0o664).unwrap();
+    refused(c, &c.dir, "is writable by its group (mode 664)");
+    mode(&c.lib, 0o755).unwrap();
 }
 
 /// The index vouches for a library by its file's stamp (size, mtime, inode), which a chmod,
@@ -105,20 +113,8 @@ fn a_library_made_writable_after_it_was_indexed_is_listed_as_refused() {
     let c = case();
     loaded(&c, &c.dir);
     std::fs::remove_file(&c.marker).unwrap();
-    std::fs::set_permissions(&c.lib, std::fs::Permissions::from_mode(0o664)).unwrap();
-    refused(&c, &c.dir, "is writable by its group (mode 664)");
-    std::fs::set_permissions(&c.lib, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&c.dir, std::fs::Permissions::from_mode(0o775)).unwrap();
-    refused(
-        &c,
-        &c.dir,
-        &format!(
-            "is in folder `{}`, which is writable by its group (mode 775)",
-            c.dir.display()
-        ),
-    );
+    refused_while_group_writable(&c);
     // Put right: listed as loaded again, still from the index (its constructor did not run).
-    std::fs::set_permissions(&c.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let r = list(&c, &c.dir);
     assert!(
         r.stdout
