@@ -822,9 +822,11 @@ impl Registry {
             .map(|l| {
                 let from_index = matches!(l.outcome, LibraryOutcome::Loaded { .. })
                     && !self.opened.contains(&l.path);
+                // The reason can quote a folder's name: escaped, as when loading refuses it.
                 let refusal = from_index
                     .then(|| crate::plugins::trust::check_in(&l.path, &self.policy, &mut folders))
-                    .and_then(|checked| checked.err());
+                    .and_then(|checked| checked.err())
+                    .map(|why| crate::boundary::validate::escape(&why).into_owned());
                 match (refusal, &l.outcome) {
                     (Some(summary), LibraryOutcome::Loaded { api_version, .. }) => LibraryReport {
                         path: l.path.clone(),
